@@ -1,0 +1,67 @@
+//! The component's shim: the `backup` export calls the policy, whose capabilities are the
+//! host's imported `store` and `snapshot` functions.
+
+use crate::exports::litegraph::backup::backup::Guest;
+use crate::litegraph::backup::types::{BackupFile, Datetime, Error, FileDigests, FileStat};
+use crate::litegraph::backup::{snapshot, store};
+use crate::service::{Host, Service};
+
+struct Component;
+
+/// The host, reached through the component's imports.
+struct Imports;
+
+impl Host for Imports {
+    fn now(&self) -> Datetime {
+        store::now()
+    }
+    fn list(&self) -> Result<Vec<String>, Error> {
+        store::list()
+    }
+    fn stat(&self, name: &str) -> Result<FileStat, Error> {
+        store::stat(name)
+    }
+    fn digests(&self, name: &str) -> Result<FileDigests, Error> {
+        store::digests(name)
+    }
+    fn read(&self, name: &str) -> Result<Vec<u8>, Error> {
+        store::read(name)
+    }
+    fn write(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
+        store::write(name, contents)
+    }
+    fn rename_noreplace(&self, source: &str, target: &str) -> Result<(), Error> {
+        store::rename_noreplace(source, target)
+    }
+    fn remove(&self, name: &str) -> Result<(), Error> {
+        store::remove(name)
+    }
+    fn take_snapshot(&self) -> Result<String, Error> {
+        snapshot::take()
+    }
+}
+
+impl Guest for Component {
+    fn create(name: Option<String>) -> Result<BackupFile, Error> {
+        Service::new(Imports).create(name)
+    }
+    fn list() -> Result<Vec<BackupFile>, Error> {
+        Service::new(Imports).list()
+    }
+    fn read(name: String) -> Result<BackupFile, Error> {
+        Service::new(Imports).read(&name)
+    }
+    fn exists(name: String) -> Result<bool, Error> {
+        Service::new(Imports).exists(&name)
+    }
+    fn delete(name: String) -> Result<(), Error> {
+        Service::new(Imports).delete(&name)
+    }
+}
+
+// The export glue is generated unsafe code, like the bindings.
+#[allow(unsafe_code)]
+mod glue {
+    use super::Component;
+    crate::export!(Component with_types_in crate);
+}

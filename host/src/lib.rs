@@ -1,0 +1,29 @@
+//! litegraph-backup's host: the mechanisms (SQLite online backup, a backup directory nothing
+//! can escape, digests) lent to the policy component, and the edges that expose it (CLI).
+//!
+//! The flow is one way: an edge turns a request into one call of the guest's `backup`
+//! interface ([`Runtime`]), the guest decides and calls the capabilities ([`store`],
+//! [`snapshot`]), and the answer goes back out as a [`BackupFile`] or an [`Error`].
+
+pub mod cli;
+pub mod digests;
+pub mod runtime;
+pub mod snapshot;
+pub mod store;
+pub mod wire;
+
+pub use runtime::{Capabilities, Error, Limits, Runtime};
+pub use wire::BackupFile;
+
+/// The generated bindings of `wit/` (the `backup-service` world).
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        world: "backup-service",
+        path: "../wit",
+    });
+
+    pub(crate) use litegraph::backup::types::{BackupFile, Datetime, Error, FileDigests, FileStat};
+}
+
+/// The guest component, built from `guest/` by `build.rs`.
+pub const GUEST_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/guest.wasm"));

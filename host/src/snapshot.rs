@@ -1,0 +1,160 @@
+//! The `snapshot` capability: consistent copies of the live database, made with SQLite's
+//! online backup API into a host-named temporary inside the backup directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use wasmtime::component::{HasData, Linker};
+
+use crate::bindings::Error;
+use crate::bindings::litegraph::backup::snapshot;
+use crate::store::{BackupDir, Temporary};
+
+/// How long a snapshot waits for a lock on the live database by default, as LiteGraph's own
+/// `busy_timeout`.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The live database, named by path (the operator's, not the guest's).
+#[derive(Debug, Clone)]
+pub struct LiveDatabase {
+    path: PathBuf,
+    busy_timeout: Duration,
+}
+
+impl LiveDatabase {
+    pub fn new(path: impl Into<PathBuf>, busy_timeout: Duration) -> LiveDatabase {
+        LiveDatabase {
+            path: path.into(),
+            busy_timeout,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A dedicated connection to the live database; never creates one.
+    fn connect(&self) -> Result<Connection, Error> {
+        let shown = self.path.display();
+        if !self.path.is_file() {
+            return Err(Error::NoDatabase(format!("no database file at {shown}")));
+        }
+        let connection = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| Error::NoDatabase(format!("cannot open {shown}: {e}")))?;
+        connection
+            .busy_timeout(self.busy_timeout)
+            .map_err(sqlite_error)?;
+        // Closing our connection must not checkpoint the live database's WAL: the backup
+        // only reads.
+        connection
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .map_err(sqlite_error)?;
+        connection
+            .query_row("PRAGMA schema_version", [], |_| Ok(()))
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(ErrorCode::NotADatabase) => {
+                    Error::NoDatabase(format!("{shown} is not a SQLite database"))
+                }
+                _ => sqlite_error(e),
+            })?;
+        Ok(connection)
+    }
+
+    /// Copies the whole database, as of one read transaction, into the (empty, existing)
+    /// file at `destination`. One `step(-1)`: small steps restart whenever a writer commits
+    /// and may never finish under a steady writer.
+    fn copy_to(&self, destination: &Path) -> Result<(), Error> {
+        let source = self.connect()?;
+        // Never create: the destination is the temporary the host just made.
+        let mut copy = Connection::open_with_flags(
+            destination,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite_error)?;
+        // The copy is published by rename once complete and fsynced by the host, so it
+        // needs neither a journal nor SQLite's own syncs.
+        copy.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+            .map_err(sqlite_error)?;
+        {
+            let backup = Backup::new(&source, &mut copy).map_err(sqlite_error)?;
+            match backup.step(-1).map_err(sqlite_error)? {
+                StepResult::Done => {}
+                StepResult::Busy | StepResult::Locked => return Err(Error::Busy),
+                _ => return Err(Error::Io("the online backup stopped early".into())),
+            }
+        }
+        // A copy of a WAL database says "WAL" in its header, and opening it would then make
+        // `-wal`/`-shm` files beside it in the backup directory. A backup is one
+        // self-contained file: switch it to the rollback journal (rewrites the header only).
+        copy.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+            .map_err(sqlite_error)?;
+        copy.close().map_err(|(_, e)| sqlite_error(e))?;
+        Ok(())
+    }
+}
+
+fn sqlite_error(e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy,
+        _ => Error::Io(format!("SQLite: {e}")),
+    }
+}
+
+/// The `snapshot` capability's per-operation context: the temporaries it made live (and
+/// are removed) with it.
+pub struct SnapshotCtx {
+    database: Arc<LiveDatabase>,
+    backups: Arc<BackupDir>,
+    temporaries: Vec<Temporary>,
+}
+
+impl SnapshotCtx {
+    pub fn new(database: Arc<LiveDatabase>, backups: Arc<BackupDir>) -> SnapshotCtx {
+        SnapshotCtx {
+            database,
+            backups,
+            temporaries: Vec::new(),
+        }
+    }
+}
+
+struct HasSnapshot;
+
+impl HasData for HasSnapshot {
+    type Data<'a> = &'a mut SnapshotCtx;
+}
+
+/// Links the `snapshot` imports, served by the `SnapshotCtx` that `get` finds.
+pub(crate) fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut SnapshotCtx,
+) -> wasmtime::Result<()> {
+    snapshot::add_to_linker::<T, HasSnapshot>(linker, get)
+}
+
+impl snapshot::Host for SnapshotCtx {
+    fn take(&mut self) -> Result<String, Error> {
+        let io = |action: &str, e: std::io::Error| Error::Io(format!("{action}: {e}"));
+        self.backups
+            .sweep_stale_temporaries()
+            .map_err(|e| io("clean up the backup directory", e))?;
+        let temporary =
+            Temporary::create(&self.backups, "tmp").map_err(|e| io("create a temporary", e))?;
+        let name = temporary.name().to_owned();
+        // Owned from here on: removed when the operation ends unless renamed away.
+        self.temporaries.push(temporary);
+        let temporary = self.temporaries.last().expect("just pushed");
+        self.database.copy_to(&self.backups.path().join(&name))?;
+        temporary
+            .sync()
+            .map_err(|e| io("flush the snapshot to disk", e))?;
+        Ok(name)
+    }
+}

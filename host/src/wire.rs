@@ -1,0 +1,126 @@
+//! LiteGraph's wire format for backups: the `BackupFile` JSON object, exactly as its server
+//! writes it (PascalCase, this property order, uppercase hex, `yyyy-MM-ddTHH:mm:ss.ffffffZ`).
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde::{Serialize, Serializer};
+
+use crate::bindings;
+
+/// One backup's metadata, as every edge shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupFile {
+    #[serde(rename = "Filename")]
+    pub filename: String,
+    #[serde(rename = "Length")]
+    pub length: u64,
+    #[serde(rename = "MD5Hash")]
+    pub md5_hash: String,
+    #[serde(rename = "SHA1Hash")]
+    pub sha1_hash: String,
+    #[serde(rename = "SHA256Hash")]
+    pub sha256_hash: String,
+    #[serde(rename = "CreatedUtc")]
+    pub created_utc: Timestamp,
+    #[serde(rename = "LastUpdateUtc")]
+    pub last_update_utc: Timestamp,
+    #[serde(rename = "LastAccessUtc")]
+    pub last_access_utc: Timestamp,
+}
+
+impl From<bindings::BackupFile> for BackupFile {
+    fn from(b: bindings::BackupFile) -> Self {
+        BackupFile {
+            filename: b.filename,
+            length: b.length,
+            md5_hash: b.md5_hash,
+            sha1_hash: b.sha1_hash,
+            sha256_hash: b.sha256_hash,
+            created_utc: b.created_utc.into(),
+            last_update_utc: b.last_update_utc.into(),
+            last_access_utc: b.last_access_utc.into(),
+        }
+    }
+}
+
+/// A UTC instant with microsecond display, within the years 1970 to 9999 (LiteGraph's
+/// `DateTime` range; anything later is shown as its last microsecond).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(SystemTime);
+
+/// 9999-12-31T23:59:59.999999Z.
+const LATEST_SECONDS: u64 = 253_402_300_799;
+
+impl Timestamp {
+    pub fn from_unix(seconds: u64, nanoseconds: u32) -> Timestamp {
+        let (seconds, nanoseconds) = if seconds > LATEST_SECONDS {
+            (LATEST_SECONDS, 999_999_999)
+        } else {
+            (seconds, nanoseconds.min(999_999_999))
+        };
+        Timestamp(SystemTime::UNIX_EPOCH + Duration::new(seconds, nanoseconds))
+    }
+
+    pub fn system_time(self) -> SystemTime {
+        self.0
+    }
+}
+
+impl From<bindings::Datetime> for Timestamp {
+    fn from(t: bindings::Datetime) -> Self {
+        Timestamp::from_unix(t.seconds, t.nanoseconds)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// `2025-05-27T03:31:10.904886Z`: always six fractional digits and a `Z`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&humantime::format_rfc3339_micros(self.0), f)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> BackupFile {
+        BackupFile {
+            filename: "my-backup.db".into(),
+            length: 352_256,
+            md5_hash: "EF2A390E654BCFE3052DAF7364037DBE".into(),
+            sha1_hash: "74625881C00FEF2E654AB9B800A0C8E23CC7CBB0".into(),
+            sha256_hash: "584F2D85362F7E7B9755DF7A363120E6FF8F93A162E918E7085C795021D14DCF".into(),
+            created_utc: Timestamp::from_unix(1_748_316_670, 904_886_000),
+            last_update_utc: Timestamp::from_unix(1_748_316_670, 909_897_000),
+            last_access_utc: Timestamp::from_unix(1_748_316_673, 634_489_999),
+        }
+    }
+
+    #[test]
+    fn matches_litegraph_documented_example() {
+        let json = serde_json::to_string(&sample()).expect("serializable");
+        assert_eq!(
+            json,
+            r#"{"Filename":"my-backup.db","Length":352256,"MD5Hash":"EF2A390E654BCFE3052DAF7364037DBE","SHA1Hash":"74625881C00FEF2E654AB9B800A0C8E23CC7CBB0","SHA256Hash":"584F2D85362F7E7B9755DF7A363120E6FF8F93A162E918E7085C795021D14DCF","CreatedUtc":"2025-05-27T03:31:10.904886Z","LastUpdateUtc":"2025-05-27T03:31:10.909897Z","LastAccessUtc":"2025-05-27T03:31:13.634489Z"}"#
+        );
+    }
+
+    #[test]
+    fn timestamps_always_have_six_digits_and_stay_in_range() {
+        assert_eq!(
+            Timestamp::from_unix(0, 0).to_string(),
+            "1970-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            Timestamp::from_unix(u64::MAX, u32::MAX).to_string(),
+            "9999-12-31T23:59:59.999999Z"
+        );
+    }
+}
