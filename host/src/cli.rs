@@ -7,7 +7,6 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -140,11 +139,10 @@ impl Settings {
                 self.backups.display()
             )
         })?;
-        let capabilities = Capabilities {
-            backups: Arc::new(backups),
-            database: Arc::new(self.live_database()),
-        };
-        Runtime::new(capabilities, self.limits())
+        Runtime::new(
+            Capabilities::new(self.live_database(), backups),
+            self.limits(),
+        )
     }
 }
 

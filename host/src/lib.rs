@@ -12,7 +12,7 @@ pub mod snapshot;
 pub mod store;
 pub mod wire;
 
-pub use runtime::{Capabilities, Error, Limits, Runtime};
+pub use runtime::{Capabilities, Error, Limits, Policy, Runtime};
 pub use wire::BackupFile;
 
 /// The generated bindings of `wit/` (the `backup-service` world).

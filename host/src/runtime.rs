@@ -43,6 +43,15 @@ pub struct Capabilities {
     pub database: Arc<LiveDatabase>,
 }
 
+impl Capabilities {
+    pub fn new(database: LiveDatabase, backups: BackupDir) -> Capabilities {
+        Capabilities {
+            backups: Arc::new(backups),
+            database: Arc::new(database),
+        }
+    }
+}
+
 /// Why an operation failed: the guest's answer, or a fault of the guest itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -80,26 +89,23 @@ impl From<bindings::Error> for Error {
     }
 }
 
-/// The compiled guest and everything needed to run one operation of it.
-pub struct Runtime {
+/// The compiled policy component, ready to instantiate: compiled once (tens of
+/// milliseconds), shared by every runtime and operation (cheap to clone).
+#[derive(Clone)]
+pub struct Policy {
     engine: Engine,
     pre: BackupServicePre<Ctx>,
-    capabilities: Capabilities,
     limits: Limits,
 }
 
-impl Runtime {
-    /// Compiles the embedded policy component.
-    pub fn new(capabilities: Capabilities, limits: Limits) -> anyhow::Result<Runtime> {
-        Runtime::with_component(crate::GUEST_COMPONENT, capabilities, limits)
+impl Policy {
+    /// The policy component embedded in this binary.
+    pub fn embedded(limits: Limits) -> anyhow::Result<Policy> {
+        Policy::from_component(crate::GUEST_COMPONENT, limits)
     }
 
-    /// Compiles any component of the `backup-service` world.
-    pub fn with_component(
-        component: &[u8],
-        capabilities: Capabilities,
-        limits: Limits,
-    ) -> anyhow::Result<Runtime> {
+    /// Any component of the `backup-service` world.
+    pub fn from_component(component: &[u8], limits: Limits) -> anyhow::Result<Policy> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config)?;
@@ -112,12 +118,39 @@ impl Runtime {
         crate::snapshot::add_to_linker(&mut linker, |ctx: &mut Ctx| &mut ctx.snapshot)?;
         let pre = BackupServicePre::new(linker.instantiate_pre(&component)?)?;
         spawn_epoch_ticker(engine.weak());
-        Ok(Runtime {
+        Ok(Policy {
             engine,
             pre,
-            capabilities,
             limits,
         })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+}
+
+/// The policy with the capabilities it is lent: what every edge calls.
+#[derive(Clone)]
+pub struct Runtime {
+    policy: Policy,
+    capabilities: Capabilities,
+}
+
+impl Runtime {
+    /// Compiles the embedded policy and lends it `capabilities`.
+    pub fn new(capabilities: Capabilities, limits: Limits) -> anyhow::Result<Runtime> {
+        Ok(Runtime::from_policy(
+            &Policy::embedded(limits)?,
+            capabilities,
+        ))
+    }
+
+    pub fn from_policy(policy: &Policy, capabilities: Capabilities) -> Runtime {
+        Runtime {
+            policy: policy.clone(),
+            capabilities,
+        }
     }
 
     pub fn capabilities(&self) -> &Capabilities {
@@ -155,13 +188,14 @@ impl Runtime {
             &mut Store<Ctx>,
         ) -> wasmtime::Result<Result<R, bindings::Error>>,
     ) -> Result<R, Error> {
-        let mut store = Store::new(&self.engine, Ctx::new(&self.capabilities, &self.limits));
+        let limits = self.policy.limits;
+        let mut store = Store::new(&self.policy.engine, Ctx::new(&self.capabilities, &limits));
         store.limiter(|ctx| ctx);
         store.call_hook(|mut ctx, hook| {
             ctx.data_mut().clock.transition(hook);
             Ok(())
         });
-        let allowed = self.limits.guest_time;
+        let allowed = limits.guest_time;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |ctx| {
             let used = ctx.data().clock.guest_time();
@@ -175,6 +209,7 @@ impl Runtime {
             Ok(UpdateDeadline::Continue(1))
         });
         let outcome = self
+            .policy
             .pre
             .instantiate(&mut store)
             .and_then(|service| export(service.litegraph_backup_backup(), &mut store));
@@ -199,28 +234,45 @@ fn spawn_epoch_ticker(engine: EngineWeak) {
         .expect("spawn the epoch thread");
 }
 
-/// Wall-clock time spent in the guest, excluding host calls.
+/// Wall-clock time spent running guest code, from the store's call hooks. Calls nest
+/// (a host function lowers its result by calling the guest's allocator, which may hit a
+/// libcall), so the clock keeps a stack of who is running and charges each interval to the
+/// guest only while guest code is on top.
 struct GuestClock {
-    started: Instant,
-    in_host: Duration,
-    host_call_started: Option<Instant>,
+    guest: Duration,
+    since: Instant,
+    running_guest: Vec<bool>,
 }
 
 impl GuestClock {
+    fn new() -> GuestClock {
+        GuestClock {
+            guest: Duration::ZERO,
+            since: Instant::now(),
+            running_guest: Vec::new(),
+        }
+    }
+
     fn transition(&mut self, hook: CallHook) {
+        let now = Instant::now();
+        if self.running_guest.last() == Some(&true) {
+            self.guest += now - self.since;
+        }
+        self.since = now;
         match hook {
-            CallHook::CallingHost => self.host_call_started = Some(Instant::now()),
-            CallHook::ReturningFromHost => {
-                if let Some(started) = self.host_call_started.take() {
-                    self.in_host += started.elapsed();
-                }
+            CallHook::CallingWasm => self.running_guest.push(true),
+            CallHook::CallingHost => self.running_guest.push(false),
+            CallHook::ReturningFromWasm | CallHook::ReturningFromHost => {
+                self.running_guest.pop();
             }
-            CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
         }
     }
 
     fn guest_time(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.in_host)
+        match self.running_guest.last() {
+            Some(true) => self.guest + self.since.elapsed(),
+            _ => self.guest,
+        }
     }
 }
 
@@ -245,11 +297,7 @@ impl Ctx {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             memory_bytes: limits.memory_bytes,
-            clock: GuestClock {
-                started: Instant::now(),
-                in_host: Duration::ZERO,
-                host_call_started: None,
-            },
+            clock: GuestClock::new(),
         }
     }
 }
