@@ -35,7 +35,9 @@ Examples:
   litegraph-backup --database /srv/litegraph.db --backups /srv/backups list
   litegraph-backup list --json                 # LiteGraph's BackupFile JSON
   litegraph-backup exists nightly.db && echo present
-  litegraph-backup delete nightly.db";
+  litegraph-backup delete nightly.db
+  litegraph-backup serve                       # HTTP API on 127.0.0.1:8701
+  curl -H 'Authorization: Bearer litegraphadmin' http://localhost:8701/v1.0/backups";
 
 #[derive(Debug, Parser)]
 #[command(name = "litegraph-backup", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
@@ -117,6 +119,40 @@ pub enum Command {
         /// The backup's file name.
         name: String,
     },
+    /// Serve LiteGraph's backup API (`/v1.0/backups`) over HTTP until SIGINT or SIGTERM.
+    ///
+    /// Creates the backup directory, and an empty database in WAL mode when there is none
+    /// (as LiteGraph does on first start). Every backup route needs
+    /// `Authorization: Bearer <admin token>`; `GET /health` does not.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0 picks a free one; the log says which).
+    #[arg(
+        long,
+        env = "LITEGRAPH_LISTEN",
+        default_value = "127.0.0.1:8701",
+        value_name = "ADDR"
+    )]
+    pub listen: String,
+
+    /// The bearer token that admits a client to the backup routes.
+    #[arg(
+        long,
+        env = "LITEGRAPH_ADMIN_TOKEN",
+        default_value = "litegraphadmin",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
+    )]
+    pub admin_token: String,
+
+    /// How long a client may take to send a request's headers, and then its body.
+    #[arg(long, value_name = "MS", default_value_t = crate::http::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: u64,
 }
 
 impl Settings {
@@ -244,6 +280,7 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
                 return Ok(Outcome::No);
             }
         }
+        Command::Serve(args) => serve(settings, args)?,
         Command::Delete { name } => {
             settings
                 .runtime()?
@@ -255,6 +292,70 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Done)
+}
+
+/// Runs the HTTP API until SIGINT or SIGTERM, then lets requests in flight finish.
+fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+        .with_target(false)
+        .init();
+    let database = settings.live_database();
+    if database.create_if_missing()? {
+        tracing::info!(
+            "created an empty database in WAL mode at {}",
+            settings.database.display()
+        );
+    }
+    let backups = BackupDir::create(&settings.backups).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create backup directory {}: {e}",
+            settings.backups.display()
+        )
+    })?;
+    let swept = backups.sweep_stale_temporaries()?;
+    if swept > 0 {
+        tracing::info!("removed {swept} temporary files left by an interrupted run");
+    }
+    let runtime = Runtime::new(Capabilities::new(database, backups), settings.limits())?;
+    let timeout = Duration::from_millis(args.request_timeout_ms);
+    let state = crate::http::ApiState::new(runtime, &args.admin_token)?.with_body_timeout(timeout);
+    let app = crate::http::router(state);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let listener = tokio::net::TcpListener::bind(&args.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+            tracing::info!(
+                "listening on http://{} (database {}, backups in {})",
+                listener.local_addr()?,
+                settings.database.display(),
+                settings.backups.display()
+            );
+            crate::http::serve(listener, app, timeout, shutdown_signal()).await?;
+            tracing::info!("stopped");
+            Ok(())
+        })
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(terminate) => terminate,
+        Err(e) => {
+            tracing::warn!("cannot watch SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+    }
 }
 
 /// Creates the backup directory when it is missing; tells whether it did.

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod digests;
+pub mod http;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;

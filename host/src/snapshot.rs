@@ -37,6 +37,19 @@ impl LiveDatabase {
         &self.path
     }
 
+    /// Creates an empty database in WAL mode when there is none, as LiteGraph does on its
+    /// first start; tells whether it did. Only `serve` does this: a backup never creates
+    /// the database it was asked to copy.
+    pub fn create_if_missing(&self) -> anyhow::Result<bool> {
+        if self.path.exists() {
+            return Ok(false);
+        }
+        let connection = Connection::open(&self.path)?;
+        connection.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        connection.close().map_err(|(_, e)| e)?;
+        Ok(true)
+    }
+
     /// A dedicated connection to the live database; never creates one.
     fn connect(&self) -> Result<Connection, Error> {
         let shown = self.path.display();

@@ -47,6 +47,18 @@ impl BackupDir {
         })
     }
 
+    /// Creates the backup directory (and its parents) when missing, then opens it.
+    pub fn create(path: &Path) -> io::Result<BackupDir> {
+        std::fs::create_dir_all(path)?;
+        BackupDir::open(path)
+    }
+
+    /// Opens a backup to stream it out, under the same rules as the `store` capability: a
+    /// single name inside the directory, a regular file, no symbolic link followed.
+    pub fn open_for_reading(&self, name: &str) -> Result<std::fs::File, crate::Error> {
+        Ok(self.open_regular(confine(name)?)?.into_std())
+    }
+
     /// The path the directory was opened at. Only SQLite gets it, to open a temporary that
     /// this module created (SQLite opens files by path).
     pub fn path(&self) -> &Path {
