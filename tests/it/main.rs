@@ -1,9 +1,12 @@
 //! End-to-end tests of litegraph-backup: the real guest component, the real CLI binary,
-//! real SQLite databases and real files.
+//! real SQLite databases, real files and real sockets.
 
 mod cli;
+mod client;
 mod component;
 mod concurrency;
+mod http;
 mod names;
 mod policy;
+mod serve;
 mod support;

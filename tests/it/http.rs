@@ -1,0 +1,650 @@
+//! The HTTP API: LiteGraph's routes, status codes and bodies, auth, bad input, streaming.
+//! The many small cases go through `Router::oneshot`; concurrency and streaming through a
+//! real socket.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine as _;
+use http_body_util::BodyExt;
+use litegraph_backup::http::{self, ApiState, MAX_BODY_BYTES};
+use litegraph_backup_tests::{
+    create_litegraph_database_of_size, file_sha256, integrity, upper_hex,
+};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::client::{ADMIN, Server, request, send};
+use crate::support::Deployment;
+
+const AUTHENTICATION_FAILED: &str = r#"{"Error":"AuthenticationFailed","Message":"Your authentication material was not accepted.","StatusCode":401}"#;
+const BAD_REQUEST_MESSAGE: &str =
+    "We were unable to discern your request.  Please check your URL, query, and request body.";
+
+/// The eight properties every BackupFile carries (the Python SDK requires them all).
+const PROPERTIES: [&str; 8] = [
+    "Filename",
+    "Length",
+    "MD5Hash",
+    "SHA1Hash",
+    "SHA256Hash",
+    "CreatedUtc",
+    "LastUpdateUtc",
+    "LastAccessUtc",
+];
+
+struct Reply {
+    status: StatusCode,
+    content_type: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn app(deployment: &Deployment) -> Router {
+    http::router(ApiState::new(deployment.runtime(), "litegraphadmin").expect("state"))
+}
+
+async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    authorization: Option<&str>,
+    body: &str,
+) -> Reply {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(value) = authorization {
+        request = request.header("Authorization", value);
+    }
+    let request = request
+        .body(Body::from(body.to_owned()))
+        .expect("a request");
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().expect("ASCII").to_owned());
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        content_type,
+        body,
+    }
+}
+
+async fn admin(app: &Router, method: &str, uri: &str, body: &str) -> Reply {
+    call(app, method, uri, Some("Bearer litegraphadmin"), body).await
+}
+
+/// Checks the BackupFile shape: all eight properties with LiteGraph's JSON types.
+fn assert_backup_file(value: &Value) {
+    let object = value.as_object().expect("an object");
+    for property in PROPERTIES {
+        assert!(
+            object.contains_key(property),
+            "{property} missing from {value}"
+        );
+    }
+    assert!(object["Filename"].is_string());
+    assert!(object["Length"].is_u64());
+    for digest in ["MD5Hash", "SHA1Hash", "SHA256Hash"] {
+        let hex = object[digest].as_str().expect("a string");
+        assert!(
+            hex.chars()
+                .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)),
+            "{hex}"
+        );
+    }
+    for date in ["CreatedUtc", "LastUpdateUtc", "LastAccessUtc"] {
+        let text = object[date].as_str().expect("a string");
+        assert_eq!(text.len(), 27, "yyyy-MM-ddTHH:mm:ss.ffffffZ: {text}");
+        assert!(text.ends_with('Z') && text.as_bytes()[19] == b'.', "{text}");
+    }
+}
+
+#[tokio::test]
+async fn every_backup_route_requires_the_admin_token() {
+    let deployment = Deployment::with_nodes(10);
+    let app = app(&deployment);
+    let routes = [
+        ("GET", "/v1.0/backups"),
+        ("POST", "/v1.0/backups"),
+        ("GET", "/v1.0/backups/x.db"),
+        ("HEAD", "/v1.0/backups/x.db"),
+        ("DELETE", "/v1.0/backups/x.db"),
+        ("GET", "/v1.0/backups/x.db/download"),
+    ];
+    let refused = [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer litegraphadmin "),
+        Some("Bearer  litegraphadmin"),
+        Some("Bearer LITEGRAPHADMIN"),
+        Some("Basic bGl0ZWdyYXBoYWRtaW4="),
+        Some("litegraphadmin"),
+        Some("Bearer"),
+        Some(""),
+    ];
+    let before = deployment.tree();
+    for (method, uri) in routes {
+        for authorization in refused {
+            let reply = call(&app, method, uri, authorization, r#"{"Filename":"x.db"}"#).await;
+            assert_eq!(reply.status, 401, "{method} {uri} with {authorization:?}");
+            assert_eq!(reply.content_type.as_deref(), Some("application/json"));
+            let expected = if method == "HEAD" {
+                ""
+            } else {
+                AUTHENTICATION_FAILED
+            };
+            assert_eq!(reply.text(), expected, "{method} {uri}");
+        }
+    }
+    assert_eq!(deployment.tree(), before, "refused requests change nothing");
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let reply = call(
+            &app,
+            "GET",
+            "/v1.0/backups",
+            Some(&format!("{scheme} litegraphadmin")),
+            "",
+        )
+        .await;
+        assert_eq!(reply.status, 200, "scheme {scheme:?} is case-insensitive");
+    }
+}
+
+#[tokio::test]
+async fn health_answers_without_a_token() {
+    let deployment = Deployment::without_database();
+    let reply = call(&app(&deployment), "GET", "/health", None, "").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.content_type.as_deref(), Some("application/json"));
+}
+
+#[tokio::test]
+async fn post_creates_a_backup_and_answers_its_backup_file() {
+    let deployment = Deployment::with_nodes(200);
+    let app = app(&deployment);
+    let reply = admin(
+        &app,
+        "POST",
+        "/v1.0/backups",
+        r#"{"Filename": "backup-2025.db"}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.content_type.as_deref(), Some("application/json"));
+    let created = reply.json();
+    assert_backup_file(&created);
+    assert!(created.get("Data").is_none(), "no Data on create");
+    let copy = deployment.backup("backup-2025.db");
+    assert_eq!(integrity(&copy, true).expect("check"), "ok");
+    assert_eq!(
+        created["SHA256Hash"],
+        file_sha256(&copy).expect("hash").as_str()
+    );
+
+    let listed = admin(&app, "GET", "/v1.0/backups", "").await;
+    assert_eq!(listed.status, 200);
+    let items = listed.json();
+    let items = items.as_array().expect("an array");
+    assert_eq!(items.len(), 1);
+    assert_backup_file(&items[0]);
+    assert!(items[0].get("Data").is_none(), "no Data in the list");
+    assert_eq!(items[0]["SHA256Hash"], created["SHA256Hash"]);
+}
+
+#[tokio::test]
+async fn post_without_a_name_uses_litegraphs_default() {
+    let deployment = Deployment::with_nodes(10);
+    let app = app(&deployment);
+    for body in ["{}", r#"{"filename":"ignored.db"}"#, r#"{"Other":1}"#] {
+        let reply = admin(&app, "POST", "/v1.0/backups", body).await;
+        assert_eq!(reply.status, 200, "{body}: {}", reply.text());
+        let name = reply.json()["Filename"]
+            .as_str()
+            .expect("a name")
+            .to_owned();
+        assert!(
+            name.starts_with("litegraph-backup-") && name.ends_with(".db"),
+            "{name}"
+        );
+    }
+    assert!(!deployment.backup("ignored.db").exists());
+}
+
+#[tokio::test]
+async fn bad_create_requests_are_refused_and_change_nothing() {
+    let deployment = Deployment::with_nodes(10);
+    let app = app(&deployment);
+    let before = deployment.tree();
+
+    let empty = admin(&app, "POST", "/v1.0/backups", "").await;
+    assert_eq!(empty.status, 400);
+    assert_eq!(
+        empty.json(),
+        json!({"Error": "BadRequest", "Message": BAD_REQUEST_MESSAGE, "StatusCode": 400})
+    );
+
+    for body in [
+        "{",
+        "not json",
+        "[]",
+        r#"{"Filename":null}"#,
+        r#"{"Filename":""}"#,
+        r#"{"Filename":42}"#,
+        r#"{"Filename":"../x.db"}"#,
+        r#"{"Filename":"a/b.db"}"#,
+        r#"{"Filename":".hidden"}"#,
+        r#"{"Filename":"a\u0000b"}"#,
+        r#"{"Filename":"a\nb"}"#,
+    ] {
+        let reply = admin(&app, "POST", "/v1.0/backups", body).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text());
+        let error = reply.json();
+        assert_eq!(error["Error"], "BadRequest", "{body}");
+        assert_eq!(error["Message"], BAD_REQUEST_MESSAGE);
+        assert_eq!(error["StatusCode"], 400);
+        assert!(error["Description"].is_string(), "{body}: says why");
+    }
+
+    let huge = format!(
+        r#"{{"Filename":"x.db","Padding":"{}"}}"#,
+        "x".repeat(MAX_BODY_BYTES)
+    );
+    let too_large = admin(&app, "POST", "/v1.0/backups", &huge).await;
+    assert_eq!(too_large.status, 413);
+    assert_eq!(too_large.json()["Error"], "TooLarge");
+
+    assert_eq!(deployment.tree(), before);
+}
+
+#[tokio::test]
+async fn existing_name_is_a_conflict_and_the_original_stays() {
+    let deployment = Deployment::with_nodes(10);
+    let app = app(&deployment);
+    let body = r#"{"Filename":"x.db"}"#;
+    assert_eq!(admin(&app, "POST", "/v1.0/backups", body).await.status, 200);
+    let before = deployment.tree();
+    let reply = admin(&app, "POST", "/v1.0/backups", body).await;
+    assert_eq!(reply.status, 409);
+    let error = reply.json();
+    assert_eq!(error["Error"], "Conflict");
+    assert_eq!(
+        error["Message"],
+        "Operation failed as it would create a conflict with an existing resource."
+    );
+    assert_eq!(deployment.tree(), before);
+}
+
+#[tokio::test]
+async fn read_exists_delete_answer_like_litegraph() {
+    let deployment = Deployment::with_nodes(10);
+    let app = app(&deployment);
+    assert_eq!(
+        admin(&app, "POST", "/v1.0/backups", r#"{"Filename":"x.db"}"#)
+            .await
+            .status,
+        200
+    );
+
+    let head = admin(&app, "HEAD", "/v1.0/backups/x.db", "").await;
+    assert_eq!((head.status.as_u16(), head.body.len()), (200, 0));
+    let missing = admin(&app, "HEAD", "/v1.0/backups/y.db", "").await;
+    assert_eq!(
+        (missing.status.as_u16(), missing.body.len()),
+        (404, 0),
+        "HEAD errors have no body"
+    );
+
+    let not_found = admin(&app, "GET", "/v1.0/backups/y.db", "").await;
+    assert_eq!(not_found.status, 404);
+    assert_eq!(
+        not_found.json(),
+        json!({"Error": "NotFound", "Message": "The requested resource was not found.",
+               "StatusCode": 404, "Description": "Unable to find backup with filename y.db"})
+    );
+
+    let deleted = admin(&app, "DELETE", "/v1.0/backups/x.db", "").await;
+    assert_eq!(
+        (deleted.status.as_u16(), deleted.body.len()),
+        (200, 0),
+        "200, not 204"
+    );
+    assert_eq!(deleted.content_type.as_deref(), Some("application/json"));
+    assert!(!deployment.backup("x.db").exists());
+    let again = admin(&app, "DELETE", "/v1.0/backups/x.db", "").await;
+    assert_eq!(again.status, 404);
+    assert_eq!(
+        again.json()["Description"],
+        "Unable to find backup with filename x.db"
+    );
+}
+
+#[tokio::test]
+async fn get_one_carries_the_whole_file_as_base64_data() {
+    let deployment = Deployment::with_nodes(500);
+    let app = app(&deployment);
+    assert_eq!(
+        admin(&app, "POST", "/v1.0/backups", r#"{"Filename":"x.db"}"#)
+            .await
+            .status,
+        200
+    );
+    let reply = admin(&app, "GET", "/v1.0/backups/x.db", "").await;
+    assert_eq!(reply.status, 200);
+    let raw = reply.text();
+    let value = reply.json();
+    assert_backup_file(&value);
+    let positions: Vec<usize> = PROPERTIES
+        .iter()
+        .chain(["Data"].iter())
+        .map(|p| raw.find(&format!("\"{p}\":")).expect("present"))
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "LiteGraph's order, Data last"
+    );
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(value["Data"].as_str().expect("a string"))
+        .expect("standard base64");
+    assert_eq!(
+        data,
+        std::fs::read(deployment.backup("x.db")).expect("read")
+    );
+}
+
+#[tokio::test]
+async fn download_serves_raw_bytes_and_single_ranges() {
+    let deployment = Deployment::with_nodes(200);
+    let app = app(&deployment);
+    assert_eq!(
+        admin(&app, "POST", "/v1.0/backups", r#"{"Filename":"x.db"}"#)
+            .await
+            .status,
+        200
+    );
+    let file = std::fs::read(deployment.backup("x.db")).expect("read");
+    let length = file.len();
+
+    let full = admin(&app, "GET", "/v1.0/backups/x.db/download", "").await;
+    assert_eq!(full.status, 200);
+    assert_eq!(
+        full.content_type.as_deref(),
+        Some("application/octet-stream")
+    );
+    assert_eq!(full.body, file);
+
+    let ranged = |range: &str| {
+        let request = Request::get("/v1.0/backups/x.db/download")
+            .header("Authorization", "Bearer litegraphadmin")
+            .header("Range", range)
+            .body(Body::empty())
+            .expect("a request");
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.expect("infallible");
+            let status = response.status();
+            let content_range = response
+                .headers()
+                .get("content-range")
+                .map(|v| v.to_str().expect("ASCII").to_owned());
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            (status, content_range, body.to_vec())
+        }
+    };
+    let (status, content_range, body) = ranged("bytes=0-99").await;
+    assert_eq!(status, 206);
+    assert_eq!(content_range, Some(format!("bytes 0-99/{length}")));
+    assert_eq!(body, &file[..100]);
+    let (status, _, body) = ranged("bytes=-10").await;
+    assert_eq!(
+        (status.as_u16(), body.as_slice()),
+        (206, &file[length - 10..])
+    );
+    let (status, _, body) = ranged(&format!("bytes={}-", length - 5)).await;
+    assert_eq!(
+        (status.as_u16(), body.as_slice()),
+        (206, &file[length - 5..])
+    );
+    let (status, content_range, _) = ranged(&format!("bytes={length}-")).await;
+    assert_eq!(status, 416);
+    assert_eq!(content_range, Some(format!("bytes */{length}")));
+    let (status, _, body) = ranged("bytes=0-1,4-5").await;
+    assert_eq!(
+        (status.as_u16(), body.len()),
+        (200, length),
+        "several ranges: the whole file"
+    );
+}
+
+#[tokio::test]
+async fn traversal_in_the_path_is_refused_and_changes_nothing() {
+    let deployment = Deployment::with_nodes(10);
+    let app = app(&deployment);
+    assert_eq!(
+        admin(&app, "POST", "/v1.0/backups", r#"{"Filename":"keep.db"}"#)
+            .await
+            .status,
+        200
+    );
+    let before = deployment.tree();
+    for name in [
+        "%2e%2e%2fkeep.db",
+        "..%2fkeep.db",
+        "%2e%2e",
+        "..",
+        "a%00b.db",
+        "%00",
+        "a%2fb.db",
+        "%2fetc%2fpasswd",
+        "a%5cb.db",
+        "%0a",
+        ".hidden",
+    ] {
+        for method in ["GET", "HEAD", "DELETE"] {
+            let reply = admin(&app, method, &format!("/v1.0/backups/{name}"), "").await;
+            assert_eq!(reply.status, 400, "{method} {name}: {}", reply.text());
+            if method != "HEAD" {
+                assert_eq!(reply.json()["Error"], "BadRequest");
+            }
+        }
+        let download = admin(&app, "GET", &format!("/v1.0/backups/{name}/download"), "").await;
+        assert_eq!(download.status, 400, "download {name}");
+    }
+    let invalid_utf8 = admin(&app, "GET", "/v1.0/backups/%ff.db", "").await;
+    assert_eq!(invalid_utf8.status, 400);
+    assert_eq!(deployment.tree(), before);
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405() {
+    let deployment = Deployment::with_nodes(10);
+    let app = app(&deployment);
+    for uri in [
+        "/",
+        "/v1.0",
+        "/v1.0/backup",
+        "/v2.0/backups",
+        "/v1.0/backups/a/b",
+    ] {
+        let reply = admin(&app, "GET", uri, "").await;
+        assert_eq!(reply.status, 404, "{uri}");
+        assert_eq!(reply.json()["Error"], "NotFound");
+    }
+    for (method, uri) in [
+        ("PUT", "/v1.0/backups"),
+        ("DELETE", "/v1.0/backups"),
+        ("POST", "/v1.0/backups/x.db"),
+        ("PATCH", "/v1.0/backups/x.db"),
+    ] {
+        let reply = admin(&app, method, uri, "").await;
+        assert_eq!(reply.status, 405, "{method} {uri}");
+        assert_eq!(reply.json()["StatusCode"], 405);
+    }
+}
+
+#[test]
+fn simultaneous_posts_of_one_name_give_one_200_and_one_409() {
+    let deployment = Deployment::with_nodes(3_000);
+    let server = Server::start(&deployment);
+    let body = br#"{"Filename":"race.db"}"#;
+    let statuses: Vec<u16> = thread::scope(|scope| {
+        let racers: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| request(server.addr, "POST", "/v1.0/backups", &[ADMIN], body).status)
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|r| r.join().expect("join"))
+            .collect()
+    });
+    let mut sorted = statuses.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [200, 409], "{statuses:?}");
+    let copy = deployment.backup("race.db");
+    assert_eq!(integrity(&copy, true).expect("check"), "ok");
+    assert_eq!(
+        deployment.backup_dir_entries().len(),
+        2,
+        "one backup, one sidecar"
+    );
+}
+
+#[test]
+fn requests_keep_answering_while_a_large_backup_runs() {
+    let deployment = Deployment::without_database();
+    create_litegraph_database_of_size(&deployment.database, 96 << 20).expect("a large database");
+    let server = Server::start(&deployment);
+    assert_eq!(
+        request(
+            server.addr,
+            "POST",
+            "/v1.0/backups",
+            &[ADMIN],
+            br#"{"Filename":"small.db"}"#
+        )
+        .status,
+        200
+    );
+
+    let finished = AtomicBool::new(false);
+    let answered_meanwhile = AtomicUsize::new(0);
+    thread::scope(|scope| {
+        let create = scope.spawn(|| {
+            let answer = request(
+                server.addr,
+                "POST",
+                "/v1.0/backups",
+                &[ADMIN],
+                br#"{"Filename":"large.db"}"#,
+            );
+            finished.store(true, Ordering::SeqCst);
+            answer
+        });
+        // HEAD, list and GET while the large backup is being made: each answer that arrives
+        // before the create has finished proves the server was not blocked by it.
+        let mut round = 0;
+        while !finished.load(Ordering::SeqCst) {
+            let (method, target) = match round % 3 {
+                0 => ("HEAD", "/v1.0/backups/small.db"),
+                1 => ("GET", "/v1.0/backups"),
+                _ => ("GET", "/v1.0/backups/small.db"),
+            };
+            let status = request(server.addr, method, target, &[ADMIN], b"").status;
+            assert_eq!(status, 200, "{method} {target}");
+            if !finished.load(Ordering::SeqCst) {
+                answered_meanwhile.fetch_add(1, Ordering::SeqCst);
+            }
+            round += 1;
+        }
+        let created = create.join().expect("join");
+        assert_eq!(created.status, 200, "{}", created.text());
+    });
+    eprintln!(
+        "{} requests answered during the large backup",
+        answered_meanwhile.load(Ordering::SeqCst)
+    );
+    // On two busy cores a handful get through; one is enough to show nothing waited.
+    assert!(
+        answered_meanwhile.load(Ordering::SeqCst) >= 1,
+        "no request was answered while the backup ran"
+    );
+}
+
+#[test]
+fn get_with_data_streams_through_a_real_socket() {
+    let deployment = Deployment::with_nodes(3_000);
+    let server = Server::start(&deployment);
+    assert_eq!(
+        request(
+            server.addr,
+            "POST",
+            "/v1.0/backups",
+            &[ADMIN],
+            br#"{"Filename":"x.db"}"#
+        )
+        .status,
+        200
+    );
+    let (status, headers, mut reader) =
+        send(server.addr, "GET", "/v1.0/backups/x.db", &[ADMIN], b"");
+    assert_eq!(status, 200);
+    let mut body = Vec::new();
+    reader.read_to_end(&mut body).expect("body");
+    let declared: usize = headers["content-length"].parse().expect("a length");
+    assert_eq!(declared, body.len(), "Content-Length is exact");
+    let value: Value = serde_json::from_slice(&body).expect("JSON");
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(value["Data"].as_str().expect("Data"))
+        .expect("base64");
+    use sha2::Digest as _;
+    assert_eq!(
+        upper_hex(&sha2::Sha256::digest(&data)),
+        value["SHA256Hash"].as_str().expect("hex")
+    );
+}
+
+#[tokio::test]
+async fn router_mounts_in_another_axum_server() {
+    let deployment = Deployment::with_nodes(10);
+    let api = http::router(ApiState::new(deployment.runtime(), "s3cret").expect("state"));
+    let host_app: Router = Router::new()
+        .route("/their/own", axum::routing::get(|| async { "theirs" }))
+        .merge(api);
+    let theirs = call(&host_app, "GET", "/their/own", None, "").await;
+    assert_eq!(
+        (theirs.status.as_u16(), theirs.text().as_str()),
+        (200, "theirs")
+    );
+    let ours = call(&host_app, "GET", "/v1.0/backups", Some("Bearer s3cret"), "").await;
+    assert_eq!((ours.status.as_u16(), ours.text().as_str()), (200, "[]"));
+    let refused = call(&host_app, "GET", "/v1.0/backups", None, "").await;
+    assert_eq!(refused.status, 401);
+}

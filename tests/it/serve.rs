@@ -1,0 +1,409 @@
+//! `litegraph-backup serve`, the binary: LiteGraph's documented curl lines, a streamed GET
+//! of a large backup with the server's memory measured, graceful shutdown, clean logs.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+
+use base64::Engine as _;
+use litegraph_backup_tests::{
+    create_litegraph_database_of_size, file_sha256, integrity, upper_hex,
+};
+use serde_json::Value;
+use sha2::Digest as _;
+
+use crate::client::{ADMIN, request, send};
+use crate::support::Deployment;
+
+/// A `serve` process on a free port, its log collected; killed if still running when
+/// dropped.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Served {
+    fn start(deployment: &Deployment, extra: &[&str]) -> Served {
+        let mut child = deployment
+            .cli()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stderr = child.stderr.take().expect("piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, address) = mpsc::channel();
+        let collected = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = found.send(addr);
+                }
+                let mut log = collected.lock().expect("log");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = address
+            .recv()
+            .unwrap_or_else(|_| panic!("serve did not start: {}", log.lock().expect("log")));
+        Served {
+            child,
+            addr: addr.parse().expect("an address"),
+            log,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits; returns the exit code and the whole log.
+    fn terminate(mut self) -> (Option<i32>, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let code = self.child.wait().expect("wait").code();
+        let log = self.log.lock().expect("log").clone();
+        (code, log)
+    }
+
+    /// The server's peak resident memory so far, from /proc.
+    fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmHWM");
+        kib * 1024
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `curl -s` with `args` (a documented line's options), returning status and body.
+fn curl(args: &[&str]) -> (u16, String) {
+    let output = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("a status line");
+    (status.trim().parse().expect("a status"), body.to_owned())
+}
+
+#[test]
+fn litegraph_docs_curl_lines_work_unchanged() {
+    let deployment = Deployment::with_nodes(100);
+    let served = Served::start(&deployment, &[]);
+    let backups = served.url("/v1.0/backups");
+    let one = served.url("/v1.0/backups/backup-2025.db");
+
+    // Create (readme.io "Create a Backup").
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Authorization: Bearer litegraphadmin",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"Filename": "backup-2025.db"}"#,
+        &backups,
+    ]);
+    assert_eq!(status, 200, "{body}");
+    let created: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(created["Filename"], "backup-2025.db");
+
+    // List.
+    let (status, body) = curl(&[
+        "-H",
+        "Authorization: Bearer litegraphadmin",
+        "-H",
+        "Content-Type: application/json",
+        &backups,
+    ]);
+    assert_eq!(status, 200);
+    let list: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert!(list[0].get("Data").is_none());
+
+    // Read.
+    let (status, body) = curl(&[
+        "-H",
+        "Authorization: Bearer litegraphadmin",
+        "-H",
+        "Content-Type: application/json",
+        &one,
+    ]);
+    assert_eq!(status, 200);
+    let read: Value = serde_json::from_str(&body).expect("JSON");
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(read["Data"].as_str().expect("Data"))
+        .expect("base64");
+    assert_eq!(
+        upper_hex(&sha2::Sha256::digest(&data)),
+        read["SHA256Hash"].as_str().expect("hex")
+    );
+
+    // Exists (HEAD): headers only.
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "-I",
+            "-H",
+            "Authorization: Bearer litegraphadmin",
+            &one,
+        ])
+        .output()
+        .expect("curl -I");
+    let head = String::from_utf8_lossy(&output.stdout);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    // Delete.
+    let (status, body) = curl(&[
+        "-X",
+        "DELETE",
+        "-H",
+        "Authorization: Bearer litegraphadmin",
+        "-H",
+        "Content-Type: application/json",
+        &one,
+    ]);
+    assert_eq!((status, body.as_str()), (200, ""));
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "-I",
+            "-H",
+            "Authorization: Bearer litegraphadmin",
+            &one,
+        ])
+        .output()
+        .expect("curl -I");
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("HTTP/1.1 404"));
+
+    // Without a token: LiteGraph's exact 401.
+    let (status, body) = curl(&[&backups]);
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        r#"{"Error":"AuthenticationFailed","Message":"Your authentication material was not accepted.","StatusCode":401}"#
+    );
+
+    let (code, log) = served.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("POST /v1.0/backups 200"),
+        "one line per request: {log}"
+    );
+    assert!(
+        !log.contains("litegraphadmin"),
+        "the token never appears in the log: {log}"
+    );
+}
+
+#[test]
+fn serve_creates_a_missing_database_in_wal_mode() {
+    let deployment = Deployment::without_database();
+    std::fs::remove_dir(&deployment.backups).expect("no backup directory either");
+    let served = Served::start(&deployment, &[]);
+    let answer = request(
+        served.addr,
+        "POST",
+        "/v1.0/backups",
+        &[ADMIN],
+        br#"{"Filename":"first.db"}"#,
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let mode: String = rusqlite::Connection::open(&deployment.database)
+        .expect("open")
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("query");
+    assert_eq!(mode, "wal");
+    let (code, log) = served.terminate();
+    assert_eq!(code, Some(0));
+    assert!(
+        log.contains("created an empty database in WAL mode"),
+        "{log}"
+    );
+    assert_eq!(
+        integrity(&deployment.backup("first.db"), true).expect("check"),
+        "ok"
+    );
+}
+
+#[test]
+fn admin_token_comes_from_the_command_line_and_is_never_logged() {
+    let deployment = Deployment::with_nodes(10);
+    let served = Served::start(&deployment, &["--admin-token", "s3cret-token"]);
+    let old = request(served.addr, "GET", "/v1.0/backups", &[ADMIN], b"");
+    assert_eq!(old.status, 401, "the default token no longer works");
+    let new = request(
+        served.addr,
+        "GET",
+        "/v1.0/backups",
+        &[("Authorization", "Bearer s3cret-token")],
+        b"",
+    );
+    assert_eq!(new.status, 200);
+    let (_, log) = served.terminate();
+    assert!(!log.contains("s3cret-token"), "{log}");
+
+    let empty = deployment.run(&["serve", "--admin-token", ""]);
+    assert_eq!(empty.status.code(), Some(2), "an empty token is refused");
+}
+
+#[test]
+fn get_with_data_of_a_large_backup_keeps_server_memory_flat() {
+    const SIZE: u64 = 160 << 20;
+    let deployment = Deployment::without_database();
+    create_litegraph_database_of_size(&deployment.database, SIZE).expect("a large database");
+    let served = Served::start(&deployment, &[]);
+    let created = request(
+        served.addr,
+        "POST",
+        "/v1.0/backups",
+        &[ADMIN],
+        br#"{"Filename":"big.db"}"#,
+    );
+    assert_eq!(created.status, 200, "{}", created.text());
+
+    // Stream the answer through a base64 decoder into a hash: this side holds no copy either.
+    let (status, headers, mut reader) =
+        send(served.addr, "GET", "/v1.0/backups/big.db", &[ADMIN], b"");
+    assert_eq!(status, 200);
+    let declared: u64 = headers["content-length"].parse().expect("a length");
+    let mut received = 0u64;
+    let mut prefix = Vec::new();
+    let mut pending = Vec::new();
+    let mut in_data = false;
+    let mut hasher = sha2::Sha256::new();
+    let mut decoded = 0u64;
+    let mut buffer = vec![0; 1 << 16];
+    loop {
+        let n = reader.read(&mut buffer).expect("read");
+        if n == 0 {
+            break;
+        }
+        received += n as u64;
+        let mut chunk = &buffer[..n];
+        if !in_data {
+            prefix.extend_from_slice(chunk);
+            let marker = b"\"Data\":\"";
+            let Some(at) = prefix.windows(marker.len()).position(|w| w == marker) else {
+                continue;
+            };
+            in_data = true;
+            pending = prefix.split_off(at + marker.len());
+            chunk = &[];
+        }
+        pending.extend_from_slice(chunk);
+        let usable = pending
+            .iter()
+            .position(|&b| b == b'"')
+            .unwrap_or(pending.len())
+            / 4
+            * 4;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&pending[..usable])
+            .expect("base64");
+        decoded += bytes.len() as u64;
+        hasher.update(&bytes);
+        pending.drain(..usable);
+    }
+    let end = pending
+        .iter()
+        .position(|&b| b == b'"')
+        .expect("closing quote");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&pending[..end])
+        .expect("base64");
+    decoded += bytes.len() as u64;
+    hasher.update(&bytes);
+
+    assert_eq!(received, declared, "the whole answer arrived");
+    let file = deployment.backup("big.db");
+    assert_eq!(decoded, std::fs::metadata(&file).expect("stat").len());
+    assert_eq!(
+        upper_hex(&hasher.finalize()),
+        file_sha256(&file).expect("hash")
+    );
+    let peak = served.peak_rss_bytes();
+    eprintln!(
+        "server peak RSS {} MiB streaming a {} MiB backup",
+        peak >> 20,
+        decoded >> 20
+    );
+    assert!(
+        peak < 100 << 20,
+        "server peak RSS {} MiB for a {} MiB backup",
+        peak >> 20,
+        SIZE >> 20
+    );
+}
+
+#[test]
+fn sigterm_lets_a_backup_in_progress_finish() {
+    let deployment = Deployment::without_database();
+    create_litegraph_database_of_size(&deployment.database, 64 << 20).expect("a database");
+    let served = Served::start(&deployment, &[]);
+    let addr = served.addr;
+    let backups = deployment.backups.clone();
+    let create = thread::spawn(move || {
+        request(
+            addr,
+            "POST",
+            "/v1.0/backups",
+            &[ADMIN],
+            br#"{"Filename":"inflight.db"}"#,
+        )
+    });
+    // Wait until the snapshot has begun: its temporary appears in the backup directory.
+    let began = std::time::Instant::now();
+    while !std::fs::read_dir(&backups).expect("read").any(|e| {
+        e.expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")
+    }) {
+        assert!(began.elapsed().as_secs() < 60, "the backup never started");
+        thread::yield_now();
+    }
+    let (code, log) = served.terminate();
+    let answer = create.join().expect("join");
+    assert_eq!(answer.status, 200, "{}\n{log}", answer.text());
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("SIGTERM received"), "{log}");
+    assert_eq!(
+        integrity(&deployment.backup("inflight.db"), true).expect("check"),
+        "ok"
+    );
+    assert_eq!(
+        deployment.backup_dir_entries().len(),
+        2,
+        "no temporaries left"
+    );
+}
