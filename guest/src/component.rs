@@ -2,7 +2,9 @@
 //! host's imported `store` and `snapshot` functions.
 
 use crate::exports::litegraph::backup::backup::Guest;
-use crate::litegraph::backup::types::{BackupFile, Datetime, Error, FileDigests, FileStat};
+use crate::litegraph::backup::types::{
+    BackupFile, Datetime, Error, FileDigests, FileStat, Restoration, Verification,
+};
 use crate::litegraph::backup::{snapshot, store};
 use crate::service::{Host, Service};
 
@@ -39,6 +41,12 @@ impl Host for Imports {
     fn take_snapshot(&self) -> Result<String, Error> {
         snapshot::take()
     }
+    fn check(&self, name: &str, full: bool) -> Result<(), Error> {
+        snapshot::check(name, full)
+    }
+    fn restore(&self, name: &str) -> Result<(), Error> {
+        snapshot::restore(name)
+    }
 }
 
 impl Guest for Component {
@@ -56,6 +64,12 @@ impl Guest for Component {
     }
     fn delete(name: String) -> Result<(), Error> {
         Service::new(Imports).delete(&name)
+    }
+    fn verify(name: String, full: bool) -> Result<Verification, Error> {
+        Service::new(Imports).verify(&name, full)
+    }
+    fn restore(name: String) -> Result<Restoration, Error> {
+        Service::new(Imports).restore(&name)
     }
 }
 

@@ -81,10 +81,16 @@ pub fn check(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-/// The name a backup gets when none is asked for: `litegraph-backup-YYYYMMDD-HHMMSS.db` in
-/// UTC, as LiteGraph names them. `attempt` 1 is that name; later attempts (when a backup
-/// made in the same second already holds it) add `-2`, `-3`, ... before the extension.
-pub fn default_name(now: Datetime, attempt: u32) -> String {
+/// What the names of backups made without a name start with, as LiteGraph names them.
+pub const BACKUP_PREFIX: &str = "litegraph-backup";
+
+/// What the names of the safety backups taken before a restore start with.
+pub const SAFETY_PREFIX: &str = "pre-restore";
+
+/// A name the policy chooses: `<prefix>-YYYYMMDD-HHMMSS.db` in UTC. `attempt` 1 is that
+/// name; later attempts (when a backup made in the same second already holds it) add `-2`,
+/// `-3`, ... before the extension.
+pub fn timestamped_name(prefix: &str, now: Datetime, attempt: u32) -> String {
     let Civil {
         year,
         month,
@@ -95,9 +101,9 @@ pub fn default_name(now: Datetime, attempt: u32) -> String {
     } = Civil::from_unix_seconds(now.seconds);
     let stamp = format!("{year:04}{month:02}{day:02}-{hour:02}{minute:02}{second:02}");
     if attempt <= 1 {
-        format!("litegraph-backup-{stamp}.db")
+        format!("{prefix}-{stamp}.db")
     } else {
-        format!("litegraph-backup-{stamp}-{attempt}.db")
+        format!("{prefix}-{stamp}-{attempt}.db")
     }
 }
 
@@ -161,12 +167,18 @@ mod tests {
             seconds: 1_748_316_670,
             nanoseconds: 904_886_000,
         };
-        assert_eq!(default_name(now, 1), "litegraph-backup-20250527-033110.db");
         assert_eq!(
-            default_name(now, 2),
+            timestamped_name(BACKUP_PREFIX, now, 1),
+            "litegraph-backup-20250527-033110.db"
+        );
+        assert_eq!(
+            timestamped_name(BACKUP_PREFIX, now, 2),
             "litegraph-backup-20250527-033110-2.db"
         );
-        assert_eq!(check(&default_name(now, 7)), Ok(()));
+        assert_eq!(
+            timestamped_name(SAFETY_PREFIX, now, 1),
+            "pre-restore-20250527-033110.db"
+        );
     }
 
     proptest! {
@@ -214,8 +226,10 @@ mod tests {
         /// Default names always pass the rules.
         #[test]
         fn default_names_pass_the_rules(seconds in 0u64..253_402_300_800, attempt in 1u32..1000) {
-            let name = default_name(Datetime { seconds, nanoseconds: 0 }, attempt);
-            prop_assert_eq!(check(&name), Ok(()));
+            for prefix in [BACKUP_PREFIX, SAFETY_PREFIX] {
+                let name = timestamped_name(prefix, Datetime { seconds, nanoseconds: 0 }, attempt);
+                prop_assert_eq!(check(&name), Ok(()));
+            }
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The backup service's decisions, written against the host's capabilities as a trait so that
 //! they run natively in tests as well as in the component.
 
-use crate::litegraph::backup::types::{BackupFile, Datetime, Error, FileDigests, FileStat};
+use crate::litegraph::backup::types::{
+    BackupFile, Datetime, Error, FileDigests, FileStat, Restoration, Verification,
+};
 use crate::metadata::{Metadata, sidecar_name};
 use crate::names;
 
@@ -20,6 +22,8 @@ pub trait Host {
     fn rename_noreplace(&self, source: &str, target: &str) -> Result<(), Error>;
     fn remove(&self, name: &str) -> Result<(), Error>;
     fn take_snapshot(&self) -> Result<String, Error>;
+    fn check(&self, name: &str, full: bool) -> Result<(), Error>;
+    fn restore(&self, name: &str) -> Result<(), Error>;
 }
 
 /// The `backup` interface, over any host.
@@ -27,10 +31,10 @@ pub struct Service<H> {
     host: H,
 }
 
-/// The name a create asked for, or the default one.
+/// The name a create asked for, or a timestamped one the policy chooses.
 enum Requested {
     Explicit(String),
-    Default(Datetime),
+    Timestamped(&'static str, Datetime),
 }
 
 impl<H: Host> Service<H> {
@@ -47,7 +51,6 @@ impl<H: Host> Service<H> {
     /// 4. the metadata is written; if that fails the backup is removed again, so a failed
     ///    create leaves nothing behind.
     pub fn create(&self, name: Option<String>) -> Result<BackupFile, Error> {
-        let now = self.host.now();
         let requested = match name {
             Some(name) => {
                 check(&name)?;
@@ -56,8 +59,13 @@ impl<H: Host> Service<H> {
                 }
                 Requested::Explicit(name)
             }
-            None => Requested::Default(now),
+            None => Requested::Timestamped(names::BACKUP_PREFIX, self.host.now()),
         };
+        self.make(requested)
+    }
+
+    fn make(&self, requested: Requested) -> Result<BackupFile, Error> {
+        let now = self.host.now();
         let temporary = self.host.take_snapshot()?;
         let digests = self.host.digests(&temporary)?;
         let name = self.publish(&temporary, requested)?;
@@ -125,6 +133,83 @@ impl<H: Host> Service<H> {
         self.host.remove(name)
     }
 
+    /// Checks a backup against what was recorded when it was made, and SQLite's own check.
+    /// What fails is reported in the verdict, not as an error.
+    pub fn verify(&self, name: &str, full: bool) -> Result<Verification, Error> {
+        check(name)?;
+        let (metadata, stat) = self.record(name)?;
+        let actual = self.host.digests(name)?;
+        let mut problems = Vec::new();
+        if stat.length != metadata.length {
+            problems.push(format!(
+                "length differs: recorded {} bytes, now {} bytes",
+                metadata.length, stat.length
+            ));
+        }
+        let recorded = &metadata.digests;
+        for (digest, then, now) in [
+            ("MD5", &recorded.md5, &actual.md5),
+            ("SHA-1", &recorded.sha1, &actual.sha1),
+            ("SHA-256", &recorded.sha256, &actual.sha256),
+        ] {
+            if then != now {
+                problems.push(format!("{digest} differs: recorded {then}, now {now}"));
+            }
+        }
+        let sqlite_check = if full {
+            "integrity_check"
+        } else {
+            "quick_check"
+        };
+        match self.host.check(name, full) {
+            Ok(()) => {}
+            Err(Error::Corrupt(finding)) => problems.push(format!("{sqlite_check}: {finding}")),
+            Err(error) => return Err(error),
+        }
+        Ok(Verification {
+            backup: backup_file(metadata, &stat),
+            actual,
+            full,
+            problems,
+        })
+    }
+
+    /// Replaces the live database's content with a backup's. Nothing is touched unless the
+    /// backup verifies; the live content is backed up first; a result that fails its check
+    /// is undone from that safety backup.
+    pub fn restore(&self, name: &str) -> Result<Restoration, Error> {
+        let verification = self.verify(name, false)?;
+        if !verification.problems.is_empty() {
+            return Err(Error::Corrupt(format!(
+                "{name} failed verification, the database was not touched: {}",
+                verification.problems.join("; ")
+            )));
+        }
+        let safety = self.make(Requested::Timestamped(
+            names::SAFETY_PREFIX,
+            self.host.now(),
+        ))?;
+        match self.host.restore(name) {
+            Ok(()) => Ok(Restoration {
+                restored: verification.backup,
+                safety_backup: safety,
+            }),
+            Err(Error::Corrupt(finding)) => {
+                let undo = match self.host.restore(&safety.filename) {
+                    Ok(()) => format!("the previous content was put back from {}", safety.filename),
+                    Err(error) => format!(
+                        "putting the previous content back failed too ({error:?}); it is in {}",
+                        safety.filename
+                    ),
+                };
+                Err(Error::Corrupt(format!(
+                    "the restored database failed its check ({finding}); {undo}"
+                )))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     fn exists_on_disk(&self, name: &str) -> Result<bool, Error> {
         match self.host.stat(name) {
             Ok(_) => Ok(true),
@@ -133,7 +218,7 @@ impl<H: Host> Service<H> {
         }
     }
 
-    /// Renames the snapshot to its final name. For the default name, a name already taken
+    /// Renames the snapshot to its final name. For a timestamped name, a name already taken
     /// (two backups in the same second) moves on to the next numbered variant; for an
     /// explicit name it is a conflict.
     fn publish(&self, temporary: &str, requested: Requested) -> Result<String, Error> {
@@ -142,9 +227,9 @@ impl<H: Host> Service<H> {
                 self.host.rename_noreplace(temporary, &name)?;
                 Ok(name)
             }
-            Requested::Default(now) => {
+            Requested::Timestamped(prefix, now) => {
                 for attempt in 1..=DEFAULT_NAME_ATTEMPTS {
-                    let name = names::default_name(now, attempt);
+                    let name = names::timestamped_name(prefix, now, attempt);
                     match self.host.rename_noreplace(temporary, &name) {
                         Ok(()) => return Ok(name),
                         Err(Error::Exist) => continue,
@@ -156,10 +241,16 @@ impl<H: Host> Service<H> {
         }
     }
 
-    /// A backup's metadata from its sidecar; computed and recorded once when there is no
-    /// sidecar that applies to this file (a backup copied in by hand, or an interrupted
-    /// create). Never reads the backup itself when the record applies.
+    /// A backup's metadata, as LiteGraph shows it.
     fn describe(&self, name: &str) -> Result<BackupFile, Error> {
+        let (metadata, stat) = self.record(name)?;
+        Ok(backup_file(metadata, &stat))
+    }
+
+    /// A backup's record from its sidecar, with the file's current stat; computed and
+    /// recorded once when there is no sidecar that applies to this file (a backup copied in
+    /// by hand, or an interrupted create). Never reads the backup when the record applies.
+    fn record(&self, name: &str) -> Result<(Metadata, FileStat), Error> {
         let stat = self.host.stat(name)?;
         let sidecar = sidecar_name(name);
         let recorded = match self.host.read(&sidecar) {
@@ -182,7 +273,7 @@ impl<H: Host> Service<H> {
                 metadata
             }
         };
-        Ok(backup_file(metadata, &stat))
+        Ok((metadata, stat))
     }
 }
 
@@ -219,6 +310,8 @@ mod tests {
         hashed: Cell<usize>,
         database: RefCell<Vec<u8>>,
         fail_writes: Cell<bool>,
+        /// How many restores still fail their final check.
+        failing_restores: Cell<u32>,
     }
 
     #[derive(Clone)]
@@ -319,6 +412,24 @@ mod tests {
             let database = self.database.borrow().clone();
             self.put(&name, &database);
             Ok(name)
+        }
+        fn check(&self, name: &str, _full: bool) -> Result<(), Error> {
+            let files = self.files.borrow();
+            let file = files.get(name).ok_or(Error::NotFound)?;
+            if file.bytes.starts_with(b"SQLite") {
+                Ok(())
+            } else {
+                Err(Error::Corrupt("file is not a database".into()))
+            }
+        }
+        fn restore(&self, name: &str) -> Result<(), Error> {
+            let bytes = self.read(name)?;
+            *self.database.borrow_mut() = bytes;
+            if self.failing_restores.get() > 0 {
+                self.failing_restores.set(self.failing_restores.get() - 1);
+                return Err(Error::Corrupt("quick_check: page 3 is never used".into()));
+            }
+            Ok(())
         }
     }
 
@@ -464,5 +575,106 @@ mod tests {
             assert!(matches!(service.delete(name), Err(Error::InvalidName(_))));
         }
         assert_eq!(host.names().len(), 2);
+    }
+
+    #[test]
+    fn verify_passes_a_sound_backup_and_names_every_failed_check() {
+        let host = FakeHost::with_database(b"SQLite format 3 content");
+        let service = Service::new(&host);
+        service.create(Some("x.db".into())).unwrap();
+        let sound = service.verify("x.db", false).unwrap();
+        assert_eq!(sound.problems, Vec::<String>::new());
+        assert!(!sound.full);
+
+        host.files.borrow_mut().get_mut("x.db").unwrap().bytes = b"tampered".to_vec();
+        let verdict = service.verify("x.db", true).unwrap();
+        assert!(verdict.full);
+        let problems = verdict.problems.join("\n");
+        assert!(
+            problems.contains("length differs: recorded 23 bytes, now 8 bytes"),
+            "{problems}"
+        );
+        assert!(problems.contains("SHA-256 differs"), "{problems}");
+        assert!(
+            problems.contains("integrity_check: file is not a database"),
+            "{problems}"
+        );
+        assert_eq!(
+            verdict.backup.sha256_hash, sound.backup.sha256_hash,
+            "the recorded digest"
+        );
+        assert_ne!(verdict.actual.sha256, sound.actual.sha256, "the digest now");
+    }
+
+    #[test]
+    fn restore_refuses_a_tampered_backup_and_touches_nothing() {
+        let host = FakeHost::with_database(b"SQLite format 3 old");
+        let service = Service::new(&host);
+        service.create(Some("x.db".into())).unwrap();
+        host.files.borrow_mut().get_mut("x.db").unwrap().bytes[0] ^= 1;
+        *host.database.borrow_mut() = b"SQLite format 3 live".to_vec();
+        let names = host.names();
+        let refused = service.restore("x.db");
+        assert!(
+            matches!(&refused, Err(Error::Corrupt(why)) if why.contains("SHA-256 differs") && why.contains("not touched")),
+            "{refused:?}"
+        );
+        assert_eq!(*host.database.borrow(), b"SQLite format 3 live");
+        assert_eq!(host.names(), names, "no safety backup was taken");
+    }
+
+    #[test]
+    fn restore_takes_a_safety_backup_then_replaces_the_content() {
+        let host = FakeHost::with_database(b"SQLite format 3 then");
+        let service = Service::new(&host);
+        service.create(Some("x.db".into())).unwrap();
+        *host.database.borrow_mut() = b"SQLite format 3 now".to_vec();
+        let restoration = service.restore("x.db").unwrap();
+        assert_eq!(*host.database.borrow(), b"SQLite format 3 then");
+        assert_eq!(restoration.restored.filename, "x.db");
+        let safety = &restoration.safety_backup.filename;
+        assert!(
+            safety.starts_with("pre-restore-") && safety.ends_with(".db"),
+            "{safety}"
+        );
+        assert_eq!(
+            host.files.borrow()[safety.as_str()].bytes,
+            b"SQLite format 3 now"
+        );
+        assert!(
+            service
+                .list()
+                .unwrap()
+                .iter()
+                .any(|b| &b.filename == safety)
+        );
+        assert!(service.verify(safety, false).unwrap().problems.is_empty());
+    }
+
+    #[test]
+    fn restore_whose_result_fails_its_check_is_undone() {
+        let host = FakeHost::with_database(b"SQLite format 3 then");
+        let service = Service::new(&host);
+        service.create(Some("x.db".into())).unwrap();
+        *host.database.borrow_mut() = b"SQLite format 3 now".to_vec();
+        host.failing_restores.set(1);
+        let failed = service.restore("x.db");
+        assert!(
+            matches!(&failed, Err(Error::Corrupt(why)) if why.contains("put back from pre-restore-")),
+            "{failed:?}"
+        );
+        assert_eq!(*host.database.borrow(), b"SQLite format 3 now");
+    }
+
+    #[test]
+    fn restore_of_a_missing_or_invalid_backup_is_refused() {
+        let host = FakeHost::with_database(b"SQLite format 3");
+        let service = Service::new(&host);
+        assert_eq!(service.restore("nope.db").unwrap_err(), Error::NotFound);
+        assert!(matches!(
+            service.restore("../x"),
+            Err(Error::InvalidName(_))
+        ));
+        assert!(host.names().is_empty());
     }
 }

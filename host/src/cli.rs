@@ -36,6 +36,8 @@ Examples:
   litegraph-backup list --json                 # LiteGraph's BackupFile JSON
   litegraph-backup exists nightly.db && echo present
   litegraph-backup delete nightly.db
+  litegraph-backup verify nightly.db --full     # exit 0 sound, 2 damaged
+  litegraph-backup restore nightly.db           # verified, with a safety backup first
   litegraph-backup serve                       # HTTP API on 127.0.0.1:8701
   curl -H 'Authorization: Bearer litegraphadmin' http://localhost:8701/v1.0/backups";
 
@@ -116,6 +118,25 @@ pub enum Command {
     },
     /// Delete a backup and its metadata.
     Delete {
+        /// The backup's file name.
+        name: String,
+    },
+    /// Check a backup: its digests against those recorded when it was made, and SQLite's
+    /// quick_check (integrity_check with --full). Exit 0 when sound, 2 otherwise.
+    Verify {
+        /// The backup's file name.
+        name: String,
+        /// Run SQLite's full integrity_check (slower) instead of quick_check.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Put a backup's content into the live database, online.
+    ///
+    /// The backup is verified first (a corrupt or tampered one is refused and nothing is
+    /// touched), the live database is backed up as pre-restore-YYYYMMDD-HHMMSS.db, then its
+    /// content is replaced through SQLite's online backup API and checked. Other connections
+    /// (a running LiteGraph) see the old content or the new, never a mix.
+    Restore {
         /// The backup's file name.
         name: String,
     },
@@ -281,6 +302,45 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
             }
         }
         Command::Serve(args) => serve(settings, args)?,
+        Command::Verify { name, full } => {
+            let verdict = settings
+                .runtime()?
+                .verify(name, *full)
+                .map_err(|e| explain(e, Some(name), &settings.backups))?;
+            if cli.json {
+                writeln!(out, "{}", serde_json::to_string(&verdict)?)?;
+            } else if verdict.verified {
+                writeln!(out, "{name}: OK (digests match, {} ok)", verdict.check)?;
+            } else {
+                writeln!(out, "{name}: FAILED")?;
+                for problem in &verdict.problems {
+                    writeln!(out, "  - {problem}")?;
+                }
+            }
+            if !verdict.verified {
+                return Err(anyhow::anyhow!("{name} failed verification"));
+            }
+        }
+        Command::Restore { name } => {
+            let restoration = settings
+                .runtime()?
+                .restore(name)
+                .map_err(|e| explain(e, Some(name), &settings.backups))?;
+            if cli.json {
+                writeln!(out, "{}", serde_json::to_string(&restoration)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "restored {} into {}; its previous content is in {}",
+                    restoration.restored.filename,
+                    settings.database.display(),
+                    settings
+                        .backups
+                        .join(&restoration.safety_backup.filename)
+                        .display()
+                )?;
+            }
+        }
         Command::Delete { name } => {
             settings
                 .runtime()?

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::StreamExt;
@@ -85,6 +85,8 @@ pub fn router(state: ApiState) -> Router {
             get(read).head(exists).delete(delete),
         )
         .route("/v1.0/backups/{filename}/download", get(download))
+        .route("/v1.0/backups/{filename}/verify", post(verify))
+        .route("/v1.0/backups/{filename}/restore", post(restore))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/health", get(health))
@@ -253,6 +255,7 @@ impl From<Error> for ApiError {
                 ErrorKind::InUse,
                 "The database stayed locked for longer than the busy timeout; try again.",
             ),
+            Error::Corrupt(why) => ApiError::described(ErrorKind::BadRequest, why),
             Error::Guest(_) | Error::NotPermitted(_) | Error::NoDatabase(_) | Error::Io(_) => {
                 ApiError::internal(error)
             }
@@ -414,6 +417,55 @@ fn not_found_description(name: &str) -> impl FnOnce(ApiError) -> ApiError + use<
     move |error| match error.kind {
         ErrorKind::NotFound => ApiError::described(ErrorKind::NotFound, description),
         _ => error,
+    }
+}
+
+/// `POST /v1.0/backups/{f}/verify[?full=true]`: the verdict, 200 whether or not the backup
+/// passed (`Verified` says which).
+async fn verify(
+    State(state): State<ApiState>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let name = filename(path)?;
+    let full = full_check(&uri)?;
+    let described = not_found_description(&name);
+    let verdict = state
+        .call(move |runtime| runtime.verify(&name, full))
+        .await
+        .map_err(described)?;
+    Ok(json_response(StatusCode::OK, &verdict))
+}
+
+/// `POST /v1.0/backups/{f}/restore`: the live database gets the backup's content, after the
+/// backup verified and a safety backup was taken.
+async fn restore(
+    State(state): State<ApiState>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, ApiError> {
+    let name = filename(path)?;
+    let described = not_found_description(&name);
+    let restoration = state
+        .call(move |runtime| runtime.restore(&name))
+        .await
+        .map_err(described)?;
+    Ok(json_response(StatusCode::OK, &restoration))
+}
+
+/// The `full` query parameter: `true`/`1` or `false`/`0`, absent meaning false.
+fn full_check(uri: &Uri) -> Result<bool, ApiError> {
+    let value = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("full="));
+    match value {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(ApiError::described(
+            ErrorKind::BadRequest,
+            format!("full must be true or false, not {other:?}"),
+        )),
     }
 }
 

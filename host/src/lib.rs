@@ -14,7 +14,7 @@ pub mod store;
 pub mod wire;
 
 pub use runtime::{Capabilities, Error, Limits, Policy, Runtime};
-pub use wire::BackupFile;
+pub use wire::{BackupFile, Restoration, Verification};
 
 /// The generated bindings of `wit/` (the `backup-service` world).
 pub(crate) mod bindings {
@@ -23,7 +23,9 @@ pub(crate) mod bindings {
         path: "../wit",
     });
 
-    pub(crate) use litegraph::backup::types::{BackupFile, Datetime, Error, FileDigests, FileStat};
+    pub(crate) use litegraph::backup::types::{
+        BackupFile, Datetime, Error, FileDigests, FileStat, Restoration, Verification,
+    };
 }
 
 /// The guest component, built from `guest/` by `build.rs`.

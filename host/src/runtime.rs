@@ -12,7 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::bindings::{self, BackupServicePre};
 use crate::snapshot::{LiveDatabase, SnapshotCtx};
 use crate::store::{BackupDir, StoreCtx};
-use crate::wire::BackupFile;
+use crate::wire::{BackupFile, Restoration, Verification};
 
 /// How often the engine's epoch advances: the granularity of the guest's deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -68,6 +68,8 @@ pub enum Error {
     #[error("the database stayed locked for longer than the busy timeout")]
     Busy,
     #[error("{0}")]
+    Corrupt(String),
+    #[error("{0}")]
     Io(String),
     /// The policy component trapped, ran out of memory or time: the host's fault to report,
     /// never the caller's.
@@ -84,6 +86,7 @@ impl From<bindings::Error> for Error {
             bindings::Error::NotPermitted(why) => Error::NotPermitted(why),
             bindings::Error::NoDatabase(why) => Error::NoDatabase(why),
             bindings::Error::Busy => Error::Busy,
+            bindings::Error::Corrupt(why) => Error::Corrupt(why),
             bindings::Error::Io(why) => Error::Io(why),
         }
     }
@@ -178,6 +181,16 @@ impl Runtime {
 
     pub fn delete(&self, name: &str) -> Result<(), Error> {
         self.call(|guest, store| guest.call_delete(store, name))
+    }
+
+    pub fn verify(&self, name: &str, full: bool) -> Result<Verification, Error> {
+        self.call(|guest, store| guest.call_verify(store, name, full))
+            .map(Verification::from)
+    }
+
+    pub fn restore(&self, name: &str) -> Result<Restoration, Error> {
+        self.call(|guest, store| guest.call_restore(store, name))
+            .map(Restoration::from)
     }
 
     /// Runs one export call in a fresh store under the limits.

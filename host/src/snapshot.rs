@@ -80,6 +80,23 @@ impl LiveDatabase {
         Ok(connection)
     }
 
+    /// Replaces the live database's content with the database at `source`, through the
+    /// online backup API (one write transaction: other connections see the old content or
+    /// the new), then runs `quick_check` on the result.
+    fn restore_from(&self, source: &Path) -> Result<(), Error> {
+        let backup_file = open_backup(source)?;
+        let mut live = self.connect()?;
+        {
+            let backup = Backup::new(&backup_file, &mut live).map_err(sqlite_error)?;
+            match backup.step(-1).map_err(sqlite_error)? {
+                StepResult::Done => {}
+                StepResult::Busy | StepResult::Locked => return Err(Error::Busy),
+                _ => return Err(Error::Io("the online restore stopped early".into())),
+            }
+        }
+        run_check(&live, false)
+    }
+
     /// Copies the whole database, as of one read transaction, into the (empty, existing)
     /// file at `destination`. One `step(-1)`: small steps restart whenever a writer commits
     /// and may never finish under a steady writer.
@@ -110,6 +127,56 @@ impl LiveDatabase {
             .map_err(sqlite_error)?;
         copy.close().map_err(|(_, e)| sqlite_error(e))?;
         Ok(())
+    }
+}
+
+/// Opens a file of the backup directory read-only and `immutable` (no locks, no journal or
+/// WAL files created beside it: a backup is a finished file).
+fn open_backup(path: &Path) -> Result<Connection, Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &byte in path.as_os_str().as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite_error)
+}
+
+/// Runs `quick_check` or `integrity_check`: `Ok` when SQLite says "ok", otherwise `corrupt`
+/// with its first findings. A file that is not a database at all is `corrupt` too.
+fn run_check(connection: &Connection, full: bool) -> Result<(), Error> {
+    let pragma = if full {
+        "integrity_check(20)"
+    } else {
+        "quick_check(20)"
+    };
+    let findings = connection
+        .prepare(&format!("PRAGMA {pragma}"))
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+                Error::Corrupt(e.to_string())
+            }
+            _ => sqlite_error(e),
+        })?;
+    if findings.len() == 1 && findings[0] == "ok" {
+        Ok(())
+    } else {
+        Err(Error::Corrupt(findings.join("; ")))
     }
 }
 
@@ -169,5 +236,15 @@ impl snapshot::Host for SnapshotCtx {
             .sync()
             .map_err(|e| io("flush the snapshot to disk", e))?;
         Ok(name)
+    }
+
+    fn check(&mut self, name: String, full: bool) -> Result<(), Error> {
+        let path = self.backups.path_of_regular_file(&name)?;
+        run_check(&open_backup(&path)?, full)
+    }
+
+    fn restore(&mut self, name: String) -> Result<(), Error> {
+        let path = self.backups.path_of_regular_file(&name)?;
+        self.database.restore_from(&path)
     }
 }

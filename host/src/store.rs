@@ -59,6 +59,14 @@ impl BackupDir {
         Ok(self.open_regular(confine(name)?)?.into_std())
     }
 
+    /// The path SQLite should open for a regular file of the directory (SQLite opens by
+    /// path): checked through the `Dir` first, so that it is a confined name of a regular
+    /// file, not a link.
+    pub(crate) fn path_of_regular_file(&self, name: &str) -> Result<PathBuf, Error> {
+        self.regular_file(confine(name)?)?;
+        Ok(self.path.join(name))
+    }
+
     /// The path the directory was opened at. Only SQLite gets it, to open a temporary that
     /// this module created (SQLite opens files by path).
     pub fn path(&self) -> &Path {

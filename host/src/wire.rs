@@ -44,6 +44,77 @@ impl From<bindings::BackupFile> for BackupFile {
     }
 }
 
+/// The verdict on one backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// True when every check passed.
+    #[serde(rename = "Verified")]
+    pub verified: bool,
+    /// `quick_check` or `integrity_check`.
+    #[serde(rename = "Check")]
+    pub check: &'static str,
+    /// Each failed check, one sentence each.
+    #[serde(rename = "Problems")]
+    pub problems: Vec<String>,
+    /// The backup, with the digests recorded when it was made.
+    #[serde(rename = "Backup")]
+    pub backup: BackupFile,
+    /// The digests of the file as it is now.
+    #[serde(rename = "Actual")]
+    pub actual: ActualDigests,
+}
+
+/// Digests computed now, named as in a BackupFile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActualDigests {
+    #[serde(rename = "MD5Hash")]
+    pub md5_hash: String,
+    #[serde(rename = "SHA1Hash")]
+    pub sha1_hash: String,
+    #[serde(rename = "SHA256Hash")]
+    pub sha256_hash: String,
+}
+
+impl From<bindings::Verification> for Verification {
+    fn from(v: bindings::Verification) -> Self {
+        Verification {
+            verified: v.problems.is_empty(),
+            check: if v.full {
+                "integrity_check"
+            } else {
+                "quick_check"
+            },
+            problems: v.problems,
+            backup: v.backup.into(),
+            actual: ActualDigests {
+                md5_hash: v.actual.md5,
+                sha1_hash: v.actual.sha1,
+                sha256_hash: v.actual.sha256,
+            },
+        }
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Restoration {
+    /// The backup whose content the live database now holds.
+    #[serde(rename = "Restored")]
+    pub restored: BackupFile,
+    /// The backup of the live database taken just before it was replaced.
+    #[serde(rename = "SafetyBackup")]
+    pub safety_backup: BackupFile,
+}
+
+impl From<bindings::Restoration> for Restoration {
+    fn from(r: bindings::Restoration) -> Self {
+        Restoration {
+            restored: r.restored.into(),
+            safety_backup: r.safety_backup.into(),
+        }
+    }
+}
+
 /// A UTC instant with microsecond display, within the years 1970 to 9999 (LiteGraph's
 /// `DateTime` range; anything later is shown as its last microsecond).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
