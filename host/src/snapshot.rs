@@ -114,7 +114,7 @@ impl LiveDatabase {
             .map_err(sqlite_error)?;
         {
             let backup = Backup::new(&source, &mut copy).map_err(sqlite_error)?;
-            match backup.step(-1).map_err(sqlite_error)? {
+            match backup.step(-1).map_err(copy_error)? {
                 StepResult::Done => {}
                 StepResult::Busy | StepResult::Locked => return Err(Error::Busy),
                 _ => return Err(Error::Io("the online backup stopped early".into())),
@@ -177,6 +177,23 @@ fn run_check(connection: &Connection, full: bool) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::Corrupt(findings.join("; ")))
+    }
+}
+
+/// A failed copy: a failed write of the copy is worded for the person who has to act on it.
+fn copy_error(e: rusqlite::Error) -> Error {
+    const SQLITE_IOERR_WRITE: i32 = 778;
+    let write_failed = matches!(
+        &e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == ErrorCode::DiskFull || f.extended_code == SQLITE_IOERR_WRITE
+    );
+    if write_failed {
+        Error::Io(format!(
+            "could not write the copy into the backup directory (disk full or file size limit?): {e}"
+        ))
+    } else {
+        sqlite_error(e)
     }
 }
 

@@ -133,6 +133,8 @@ async fn every_backup_route_requires_the_admin_token() {
         ("HEAD", "/v1.0/backups/x.db"),
         ("DELETE", "/v1.0/backups/x.db"),
         ("GET", "/v1.0/backups/x.db/download"),
+        ("POST", "/v1.0/backups/x.db/verify"),
+        ("POST", "/v1.0/backups/x.db/restore"),
     ];
     let refused = [
         None,
@@ -647,4 +649,65 @@ async fn router_mounts_in_another_axum_server() {
     assert_eq!((ours.status.as_u16(), ours.text().as_str()), (200, "[]"));
     let refused = call(&host_app, "GET", "/v1.0/backups", None, "").await;
     assert_eq!(refused.status, 401);
+}
+
+#[tokio::test]
+async fn verify_and_restore_over_http() {
+    let deployment = Deployment::with_nodes(300);
+    let app = app(&deployment);
+    assert_eq!(
+        admin(&app, "POST", "/v1.0/backups", r#"{"Filename":"a.db"}"#)
+            .await
+            .status,
+        200
+    );
+
+    let verdict = admin(&app, "POST", "/v1.0/backups/a.db/verify?full=true", "").await;
+    assert_eq!(verdict.status, 200);
+    let verdict = verdict.json();
+    assert_eq!(verdict["Verified"], true);
+    assert_eq!(verdict["Check"], "integrity_check");
+    assert_eq!(verdict["Problems"], json!([]));
+    assert_backup_file(&verdict["Backup"]);
+    let bad_flag = admin(&app, "POST", "/v1.0/backups/a.db/verify?full=maybe", "").await;
+    assert_eq!(bad_flag.status, 400);
+
+    litegraph_backup_tests::create_litegraph_database(&deployment.database, 50).expect("change");
+    let restored = admin(&app, "POST", "/v1.0/backups/a.db/restore", "").await;
+    assert_eq!(restored.status, 200, "{}", restored.text());
+    let restored = restored.json();
+    assert_eq!(restored["Restored"]["Filename"], "a.db");
+    let safety = restored["SafetyBackup"]["Filename"]
+        .as_str()
+        .expect("a name");
+    assert!(deployment.backup(safety).is_file());
+    assert_eq!(
+        litegraph_backup_tests::content_digest(&deployment.database).expect("digest"),
+        litegraph_backup_tests::content_digest(&deployment.backup("a.db")).expect("digest")
+    );
+
+    let copy = deployment.backup("a.db");
+    let mut bytes = std::fs::read(&copy).expect("read");
+    bytes[4096] ^= 0xff;
+    std::fs::write(&copy, bytes).expect("tamper");
+    let verdict = admin(&app, "POST", "/v1.0/backups/a.db/verify", "")
+        .await
+        .json();
+    assert_eq!(verdict["Verified"], false);
+    assert!(
+        verdict["Problems"].to_string().contains("SHA-256 differs"),
+        "{verdict}"
+    );
+    let live = file_sha256(&deployment.database).expect("hash");
+    let refused = admin(&app, "POST", "/v1.0/backups/a.db/restore", "").await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.json()["Description"]
+            .as_str()
+            .expect("why")
+            .contains("failed verification")
+    );
+    assert_eq!(file_sha256(&deployment.database).expect("hash"), live);
+    let missing = admin(&app, "POST", "/v1.0/backups/none.db/restore", "").await;
+    assert_eq!(missing.status, 404);
 }

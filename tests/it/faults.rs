@@ -1,0 +1,136 @@
+//! Faults: a disk that fills up, a database locked too long, a backup directory that is not
+//! usable. Each is one clear error, and nothing that existed is lost.
+
+use std::fs;
+use std::process::Command;
+
+use litegraph_backup_tests::{create_litegraph_database_of_size, file_sha256};
+use rusqlite::Connection;
+
+use crate::support::{Deployment, cli_binary, stderr};
+
+#[test]
+fn disk_full_during_create_is_a_clear_error_and_leaves_nothing_behind() {
+    let deployment = Deployment::without_database();
+    create_litegraph_database_of_size(&deployment.database, 24 << 20).expect("database");
+    assert!(deployment.run(&["create", "earlier.db"]).status.success());
+    let earlier = file_sha256(&deployment.backup("earlier.db")).expect("hash");
+    let entries = deployment.backup_dir_entries();
+
+    // RLIMIT_FSIZE below the database's size: the copy's writes fail with EFBIG (SIGXFSZ
+    // ignored, as a full disk fails them with ENOSPC), well after the copy has begun.
+    let limit_kib = fs::metadata(&deployment.database).expect("stat").len() / 1024 / 2;
+    let script = format!(
+        "trap '' XFSZ; ulimit -f {limit_kib}; exec \"$0\" --database \"$1\" --backups \"$2\" create full.db"
+    );
+    let output = Command::new("bash")
+        .args(["-c", &script])
+        .arg(cli_binary())
+        .arg(&deployment.database)
+        .arg(&deployment.backups)
+        .output()
+        .expect("run under a file size limit");
+
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("could not write the copy into the backup directory"),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert_eq!(
+        deployment.backup_dir_entries(),
+        entries,
+        "the partial copy is gone"
+    );
+    assert_eq!(
+        file_sha256(&deployment.backup("earlier.db")).expect("hash"),
+        earlier
+    );
+}
+
+#[test]
+fn database_locked_beyond_the_busy_timeout_is_a_clear_error() {
+    let deployment = Deployment::with_nodes(100);
+    let holder = Connection::open(&deployment.database).expect("open");
+    let mode: String = holder
+        .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+        .expect("rollback journal");
+    assert_eq!(mode, "delete");
+    // Picture the tree before locking: closing any descriptor of the database file in this
+    // process would drop the holder's POSIX locks.
+    let before = deployment.tree();
+    holder
+        .execute_batch("BEGIN EXCLUSIVE")
+        .expect("hold the lock");
+
+    let output = deployment.run(&["--busy-timeout-ms", "200", "create", "x.db"]);
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("locked"), "{}", stderr(&output));
+    holder.execute_batch("COMMIT").expect("release");
+    drop(holder);
+    assert_eq!(deployment.tree(), before);
+    assert!(
+        deployment.run(&["create", "x.db"]).status.success(),
+        "fine once released"
+    );
+}
+
+#[test]
+fn backup_directory_that_is_a_file_is_a_clear_error() {
+    let deployment = Deployment::with_nodes(10);
+    fs::remove_dir(&deployment.backups).expect("remove");
+    fs::write(&deployment.backups, b"not a directory").expect("a file in its place");
+    for args in [&["create", "x.db"][..], &["list"], &["restore", "x.db"]] {
+        let output = deployment.run(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains("backup directory"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(
+        fs::read(&deployment.backups).expect("read"),
+        b"not a directory"
+    );
+}
+
+#[test]
+fn unreadable_backup_directory_is_a_clear_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let deployment = Deployment::with_nodes(10);
+    fs::set_permissions(&deployment.backups, fs::Permissions::from_mode(0o000)).expect("chmod");
+    if fs::read_dir(&deployment.backups).is_ok() {
+        // Root reads through permissions; there is nothing to test as root.
+        fs::set_permissions(&deployment.backups, fs::Permissions::from_mode(0o755)).expect("chmod");
+        eprintln!("skipped: running with privileges that ignore directory permissions");
+        return;
+    }
+    let output = deployment.run(&["list"]);
+    fs::set_permissions(&deployment.backups, fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("Permission denied"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn every_command_names_a_missing_database() {
+    let deployment = Deployment::without_database();
+    let binary = cli_binary();
+    assert!(binary.is_file());
+    for args in [&["create"][..], &["restore", "x.db"]] {
+        let output = deployment.run(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let message = stderr(&output);
+        assert!(
+            message.contains("no database file at") || message.contains("no backup named"),
+            "{message}"
+        );
+    }
+    assert!(!deployment.database.exists());
+}

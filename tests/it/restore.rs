@@ -1,0 +1,253 @@
+//! Verification and restore: a restore brings back exactly the backup's content, keeps a
+//! safety backup of what it replaced, refuses damaged backups, and never shows a reader a
+//! mix of old and new.
+
+use std::fs;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+
+use litegraph_backup::Error;
+use litegraph_backup_tests::{
+    content_digest, create_litegraph_database, file_sha256, integrity, row_counts,
+};
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::support::{Deployment, stderr, stdout};
+
+/// Changes the live database: more nodes, fewer tenants.
+fn change(deployment: &Deployment) {
+    create_litegraph_database(&deployment.database, 300).expect("add nodes");
+    Connection::open(&deployment.database)
+        .expect("open")
+        .execute("DELETE FROM tenants WHERE rowid = 1", [])
+        .expect("delete");
+}
+
+fn journal_mode(path: &std::path::Path) -> String {
+    Connection::open(path)
+        .expect("open")
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("query")
+}
+
+#[test]
+fn restore_brings_back_the_backup_and_keeps_a_verified_safety_backup() {
+    let deployment = Deployment::with_nodes(1_000);
+    assert!(deployment.run(&["create", "a.db"]).status.success());
+    let backed_up = content_digest(&deployment.backup("a.db")).expect("digest");
+    change(&deployment);
+    let changed = content_digest(&deployment.database).expect("digest");
+    let changed_counts = row_counts(&deployment.database).expect("counts");
+    assert_ne!(changed, backed_up);
+
+    let output = deployment.run(&["restore", "a.db", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let restoration: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(restoration["Restored"]["Filename"], "a.db");
+
+    assert_eq!(
+        content_digest(&deployment.database).expect("digest"),
+        backed_up
+    );
+    assert_eq!(
+        row_counts(&deployment.database).expect("counts"),
+        row_counts(&deployment.backup("a.db")).expect("counts")
+    );
+    assert_eq!(integrity(&deployment.database, true).expect("check"), "ok");
+    assert_eq!(
+        journal_mode(&deployment.database),
+        "wal",
+        "the live database stays in WAL mode"
+    );
+
+    let safety = restoration["SafetyBackup"]["Filename"]
+        .as_str()
+        .expect("a name");
+    assert!(
+        safety.starts_with("pre-restore-") && safety.ends_with(".db"),
+        "{safety}"
+    );
+    assert_eq!(
+        content_digest(&deployment.backup(safety)).expect("digest"),
+        changed
+    );
+    assert_eq!(
+        row_counts(&deployment.backup(safety)).expect("counts"),
+        changed_counts
+    );
+    let verified = deployment.run(&["verify", safety, "--full"]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stdout(&verified));
+    let listed = stdout(&deployment.run(&["list"]));
+    assert!(
+        listed.contains(safety),
+        "the safety backup is listed like any backup"
+    );
+}
+
+#[test]
+fn one_flipped_byte_is_reported_by_verify_and_refused_by_restore() {
+    let deployment = Deployment::with_nodes(500);
+    assert!(deployment.run(&["create", "a.db"]).status.success());
+    assert_eq!(deployment.run(&["verify", "a.db"]).status.code(), Some(0));
+    let copy = deployment.backup("a.db");
+    let mut bytes = fs::read(&copy).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(&copy, &bytes).expect("tamper in place");
+    change(&deployment);
+    let live_before = file_sha256(&deployment.database).expect("hash");
+    let entries_before = deployment.backup_dir_entries();
+
+    let verified = deployment.run(&["verify", "a.db"]);
+    assert_eq!(verified.status.code(), Some(2));
+    assert!(
+        stdout(&verified).contains("SHA-256 differs"),
+        "{}",
+        stdout(&verified)
+    );
+
+    let restored = deployment.run(&["restore", "a.db"]);
+    assert_eq!(restored.status.code(), Some(2));
+    let message = stderr(&restored);
+    assert!(
+        message.contains("failed verification") && message.contains("SHA-256 differs"),
+        "{message}"
+    );
+    assert_eq!(
+        file_sha256(&deployment.database).expect("hash"),
+        live_before
+    );
+    assert_eq!(
+        deployment.backup_dir_entries(),
+        entries_before,
+        "no safety backup either"
+    );
+}
+
+#[test]
+fn truncated_backup_is_reported_and_refused() {
+    let deployment = Deployment::with_nodes(500);
+    let runtime = deployment.runtime();
+    runtime.create(Some("a.db")).expect("create");
+    let copy = deployment.backup("a.db");
+    let length = fs::metadata(&copy).expect("stat").len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&copy)
+        .and_then(|f| f.set_len(length / 2))
+        .expect("truncate");
+    let verdict = runtime.verify("a.db", true).expect("a verdict");
+    assert!(!verdict.verified);
+    assert_eq!(verdict.check, "integrity_check");
+    let problems = verdict.problems.join("\n");
+    assert!(problems.contains("length differs"), "{problems}");
+    assert!(
+        problems.contains("integrity_check:"),
+        "SQLite notices too: {problems}"
+    );
+    let live = file_sha256(&deployment.database).expect("hash");
+    assert!(matches!(runtime.restore("a.db"), Err(Error::Corrupt(_))));
+    assert_eq!(file_sha256(&deployment.database).expect("hash"), live);
+}
+
+#[test]
+fn verify_of_a_sound_backup_passes_both_checks() {
+    let deployment = Deployment::with_nodes(200);
+    let runtime = deployment.runtime();
+    let backup = runtime.create(Some("a.db")).expect("create");
+    for full in [false, true] {
+        let verdict = runtime.verify("a.db", full).expect("a verdict");
+        assert!(verdict.verified, "{:?}", verdict.problems);
+        assert_eq!(verdict.actual.sha256_hash, backup.sha256_hash);
+    }
+    assert_eq!(
+        runtime.verify("missing.db", false).map(|_| ()),
+        Err(Error::NotFound)
+    );
+}
+
+#[test]
+fn restore_while_readers_read_shows_old_or_new_never_a_mix() {
+    let deployment = Deployment::with_nodes(20_000);
+    let marker = |db: &Connection, value: &str| {
+        db.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS marker (state TEXT); DELETE FROM marker; INSERT INTO marker VALUES ('{value}');"
+        ))
+        .expect("mark");
+    };
+    let live = Connection::open(&deployment.database).expect("open");
+    marker(&live, "new");
+    deployment.runtime().create(Some("new.db")).expect("create");
+    // The old state: different marker, different node count.
+    marker(&live, "old");
+    live.execute("DELETE FROM nodes WHERE rowid % 3 = 0", [])
+        .expect("delete");
+    drop(live);
+    let states = |path: &std::path::Path| -> (String, i64) {
+        let db = Connection::open(path).expect("open");
+        let state = db
+            .query_row("SELECT state FROM marker", [], |r| r.get(0))
+            .expect("marker");
+        let count = db
+            .query_row("SELECT count(*) FROM nodes", [], |r| r.get(0))
+            .expect("count");
+        (state, count)
+    };
+    let old = states(&deployment.database);
+    let new = states(&deployment.backup("new.db"));
+    assert_ne!(old, new);
+
+    let done = AtomicBool::new(false);
+    let reads = AtomicUsize::new(0);
+    thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                let mut db = Connection::open(&deployment.database).expect("open");
+                db.busy_timeout(std::time::Duration::from_secs(30))
+                    .expect("timeout");
+                while !done.load(Ordering::SeqCst) {
+                    let tx = db.transaction().expect("begin");
+                    let state: String = tx
+                        .query_row("SELECT state FROM marker", [], |r| r.get(0))
+                        .expect("marker");
+                    let count: i64 = tx
+                        .query_row("SELECT count(*) FROM nodes", [], |r| r.get(0))
+                        .expect("count");
+                    drop(tx);
+                    let seen = (state, count);
+                    assert!(seen == old || seen == new, "a reader saw a mix: {seen:?}");
+                    reads.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        while reads.load(Ordering::SeqCst) < 4 {
+            thread::yield_now();
+        }
+        let restored = deployment.runtime().restore("new.db");
+        done.store(true, Ordering::SeqCst);
+        restored.expect("restore with readers attached");
+    });
+    assert_eq!(states(&deployment.database), new);
+    assert_eq!(integrity(&deployment.database, true).expect("check"), "ok");
+}
+
+#[test]
+fn restore_needs_an_existing_database() {
+    let deployment = Deployment::with_nodes(50);
+    deployment.runtime().create(Some("a.db")).expect("create");
+    fs::remove_file(&deployment.database).expect("remove");
+    let _ = fs::remove_file(deployment.database.with_extension("db-wal"));
+    let _ = fs::remove_file(deployment.database.with_extension("db-shm"));
+    let output = deployment.run(&["restore", "a.db"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no database file at"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !deployment.database.exists(),
+        "nothing was created in its place"
+    );
+}
