@@ -65,7 +65,9 @@ pub enum Error {
     NotPermitted(String),
     #[error("{0}")]
     NoDatabase(String),
-    #[error("the database stayed locked for longer than the busy timeout")]
+    #[error(
+        "the database stayed locked (by a writer, or by another create or restore) for longer than the busy timeout"
+    )]
     Busy,
     #[error("{0}")]
     Corrupt(String),

@@ -12,7 +12,7 @@ use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::Error;
 use crate::bindings::litegraph::backup::snapshot;
-use crate::store::{BackupDir, Temporary};
+use crate::store::{BackupDir, OperationLock, Temporary};
 
 /// How long a snapshot waits for a lock on the live database by default, as LiteGraph's own
 /// `busy_timeout`.
@@ -83,9 +83,8 @@ impl LiveDatabase {
     /// Replaces the live database's content with the database at `source`, through the
     /// online backup API (one write transaction: other connections see the old content or
     /// the new), then runs `quick_check` on the result.
-    fn restore_from(&self, source: &Path) -> Result<(), Error> {
+    fn restore_from(&self, mut live: Connection, source: &Path) -> Result<(), Error> {
         let backup_file = open_backup(source)?;
-        let mut live = self.connect()?;
         {
             let backup = Backup::new(&backup_file, &mut live).map_err(sqlite_error)?;
             match backup.step(-1).map_err(sqlite_error)? {
@@ -100,8 +99,7 @@ impl LiveDatabase {
     /// Copies the whole database, as of one read transaction, into the (empty, existing)
     /// file at `destination`. One `step(-1)`: small steps restart whenever a writer commits
     /// and may never finish under a steady writer.
-    fn copy_to(&self, destination: &Path) -> Result<(), Error> {
-        let source = self.connect()?;
+    fn copy_to(source: &Connection, destination: &Path) -> Result<(), Error> {
         // Never create: the destination is the temporary the host just made.
         let mut copy = Connection::open_with_flags(
             destination,
@@ -113,7 +111,7 @@ impl LiveDatabase {
         copy.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
             .map_err(sqlite_error)?;
         {
-            let backup = Backup::new(&source, &mut copy).map_err(sqlite_error)?;
+            let backup = Backup::new(source, &mut copy).map_err(sqlite_error)?;
             match backup.step(-1).map_err(copy_error)? {
                 StepResult::Done => {}
                 StepResult::Busy | StepResult::Locked => return Err(Error::Busy),
@@ -210,6 +208,8 @@ pub struct SnapshotCtx {
     database: Arc<LiveDatabase>,
     backups: Arc<BackupDir>,
     temporaries: Vec<Temporary>,
+    /// Held from this operation's first snapshot or restore until it ends.
+    exclusive: Option<OperationLock>,
 }
 
 impl SnapshotCtx {
@@ -218,7 +218,23 @@ impl SnapshotCtx {
             database,
             backups,
             temporaries: Vec::new(),
+            exclusive: None,
         }
+    }
+
+    /// One create or restore at a time, across threads and processes: the operation holds
+    /// the backup directory's operation lock from its first `take` or `restore` until it
+    /// ends. Another waits up to the busy timeout, then gets `busy`.
+    fn hold_exclusive(&mut self) -> Result<(), Error> {
+        if self.exclusive.is_none() {
+            let lock = self
+                .backups
+                .operation_lock(self.database.busy_timeout)
+                .map_err(|e| Error::Io(format!("take the operation lock: {e}")))?
+                .ok_or(Error::Busy)?;
+            self.exclusive = Some(lock);
+        }
+        Ok(())
     }
 }
 
@@ -238,6 +254,9 @@ pub(crate) fn add_to_linker<T: 'static>(
 
 impl snapshot::Host for SnapshotCtx {
     fn take(&mut self) -> Result<String, Error> {
+        // Connect first: without a database, nothing at all is created.
+        let source = self.database.connect()?;
+        self.hold_exclusive()?;
         let io = |action: &str, e: std::io::Error| Error::Io(format!("{action}: {e}"));
         self.backups
             .sweep_stale_temporaries()
@@ -248,7 +267,7 @@ impl snapshot::Host for SnapshotCtx {
         // Owned from here on: removed when the operation ends unless renamed away.
         self.temporaries.push(temporary);
         let temporary = self.temporaries.last().expect("just pushed");
-        self.database.copy_to(&self.backups.path().join(&name))?;
+        LiveDatabase::copy_to(&source, &self.backups.path().join(&name))?;
         temporary
             .sync()
             .map_err(|e| io("flush the snapshot to disk", e))?;
@@ -262,6 +281,8 @@ impl snapshot::Host for SnapshotCtx {
 
     fn restore(&mut self, name: String) -> Result<(), Error> {
         let path = self.backups.path_of_regular_file(&name)?;
-        self.database.restore_from(&path)
+        let live = self.database.connect()?;
+        self.hold_exclusive()?;
+        self.database.restore_from(live, &path)
     }
 }

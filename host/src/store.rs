@@ -26,6 +26,9 @@ const STALE_AFTER: Duration = Duration::from_secs(10);
 /// The prefix of every file the host creates for itself in the backup directory.
 const TEMPORARY_PREFIX: &str = ".lgb-";
 
+/// The lock file that admits one create or restore at a time.
+const OPERATION_LOCK: &str = ".lgb-operation.lock";
+
 /// What SQLite may leave beside a snapshot it was writing when its process died.
 const SQLITE_SIDECARS: [&str; 3] = ["-journal", "-wal", "-shm"];
 
@@ -197,6 +200,39 @@ impl BackupDir {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// The right to copy or change the live database, held by one operation at a time (an
+/// exclusive `flock` on `.lgb-operation.lock`, released when dropped or when its process
+/// dies).
+#[derive(Debug)]
+pub(crate) struct OperationLock {
+    _file: std::fs::File,
+}
+
+impl BackupDir {
+    /// Takes the operation lock, waiting up to `patience`; `None` if it stayed taken.
+    pub(crate) fn operation_lock(&self, patience: Duration) -> io::Result<Option<OperationLock>> {
+        let mut options = OpenOptions::new();
+        options
+            .read(true)
+            .write(true)
+            .create(true)
+            .custom_flags(libc::O_NOFOLLOW);
+        let file = self.dir.open_with(OPERATION_LOCK, &options)?.into_std();
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(OperationLock { _file: file })),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }

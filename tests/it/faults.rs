@@ -134,3 +134,55 @@ fn every_command_names_a_missing_database() {
     }
     assert!(!deployment.database.exists());
 }
+
+#[test]
+fn a_second_create_or_restore_waits_for_the_first_then_gives_up() {
+    let deployment = Deployment::with_nodes(100);
+    assert!(deployment.run(&["create", "a.db"]).status.success());
+    // Stand in for another create or restore, in this or another process.
+    let lock = fs::File::options()
+        .write(true)
+        .open(deployment.backup(".lgb-operation.lock"))
+        .expect("the lock file exists after a create");
+    lock.lock().expect("take it");
+    let before = deployment.tree();
+    for args in [
+        &["--busy-timeout-ms", "200", "create", "b.db"][..],
+        &["--busy-timeout-ms", "200", "restore", "a.db"],
+    ] {
+        let output = deployment.run(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains("another create or restore"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(
+        deployment.tree(),
+        before,
+        "nothing was done while it waited"
+    );
+    drop(lock);
+    assert!(deployment.run(&["create", "b.db"]).status.success());
+}
+
+#[test]
+fn simultaneous_creates_of_different_names_take_turns() {
+    let deployment = Deployment::with_nodes(2_000);
+    let runtime = deployment.runtime();
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let creates: Vec<_> = (0..3)
+            .map(|i| {
+                let runtime = &runtime;
+                scope.spawn(move || runtime.create(Some(&format!("turn-{i}.db"))))
+            })
+            .collect();
+        creates
+            .into_iter()
+            .map(|c| c.join().expect("join"))
+            .collect()
+    });
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(runtime.list().expect("list").len(), 3);
+}

@@ -82,11 +82,13 @@ impl Deployment {
         Tree::of(self.root.path())
     }
 
-    /// The names of the backup directory's entries, internal ones included.
+    /// The names of the backup directory's entries, internal ones included, but for the
+    /// operation lock file that the first create or restore leaves there for good.
     pub fn backup_dir_entries(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(&self.backups)
             .expect("read the backup directory")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| name != ".lgb-operation.lock")
             .collect();
         names.sort();
         names
