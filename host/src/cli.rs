@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::snapshot::{DEFAULT_BUSY_TIMEOUT, LiveDatabase};
 use crate::store::BackupDir;
-use crate::{BackupFile, Capabilities, Error, Limits, Runtime};
+use crate::{BackupFile, Capabilities, Error, Limits, Policy, Runtime};
 
 const ABOUT: &str = "Point-in-time backups of a live LiteGraph (SQLite) database";
 
@@ -82,6 +82,16 @@ pub struct Settings {
     #[arg(long, global = true, env = "LITEGRAPH_BUSY_TIMEOUT_MS", value_name = "MS",
           default_value_t = DEFAULT_BUSY_TIMEOUT.as_millis() as u64)]
     pub busy_timeout_ms: u64,
+
+    /// Run this WebAssembly component as the policy instead of the built-in one; it must
+    /// implement the `litegraph:backup/backup-service` world (see wit/).
+    #[arg(
+        long,
+        global = true,
+        env = "LITEGRAPH_POLICY_COMPONENT",
+        value_name = "FILE"
+    )]
+    pub policy_component: Option<PathBuf>,
 
     /// The most memory the policy component may use.
     #[arg(long, global = true, value_name = "MIB",
@@ -188,6 +198,21 @@ impl Settings {
         LiveDatabase::new(&self.database, Duration::from_millis(self.busy_timeout_ms))
     }
 
+    /// The policy component: the built-in one, or `--policy-component`.
+    pub fn policy(&self) -> anyhow::Result<Policy> {
+        match &self.policy_component {
+            None => Policy::embedded(self.limits()),
+            Some(path) => {
+                let component = std::fs::read(path).map_err(|e| {
+                    anyhow::anyhow!("cannot read policy component {}: {e}", path.display())
+                })?;
+                Policy::from_component(&component, self.limits()).map_err(|e| {
+                    anyhow::anyhow!("{} is not a usable policy component: {e}", path.display())
+                })
+            }
+        }
+    }
+
     /// Compiles the policy and lends it the backup directory (which must exist).
     pub fn runtime(&self) -> anyhow::Result<Runtime> {
         let backups = BackupDir::open(&self.backups).map_err(|e| {
@@ -196,10 +221,8 @@ impl Settings {
                 self.backups.display()
             )
         })?;
-        Runtime::new(
-            Capabilities::new(self.live_database(), backups),
-            self.limits(),
-        )
+        let capabilities = Capabilities::new(self.live_database(), backups);
+        Ok(Runtime::from_policy(&self.policy()?, capabilities))
     }
 }
 
@@ -378,7 +401,7 @@ fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
     if swept > 0 {
         tracing::info!("removed {swept} temporary files left by an interrupted run");
     }
-    let runtime = Runtime::new(Capabilities::new(database, backups), settings.limits())?;
+    let runtime = Runtime::from_policy(&settings.policy()?, Capabilities::new(database, backups));
     let timeout = Duration::from_millis(args.request_timeout_ms);
     let state = crate::http::ApiState::new(runtime, &args.admin_token)?.with_body_timeout(timeout);
     let app = crate::http::router(state);

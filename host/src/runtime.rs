@@ -6,7 +6,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{CallHook, Config, Engine, EngineWeak, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{
+    CallHook, Config, Engine, EngineWeak, ResourceLimiter, Store, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{self, BackupServicePre};
@@ -230,7 +232,16 @@ impl Runtime {
             .and_then(|service| export(service.litegraph_backup_backup(), &mut store));
         match outcome {
             Ok(answer) => answer.map_err(Error::from),
-            Err(fault) => Err(Error::Guest(format!("{fault:#}"))),
+            Err(fault) => {
+                // The guest's fault, not the caller's: logged whole (with the wasm backtrace)
+                // for the operator, summed up in one line for the error.
+                tracing::warn!("the policy component failed: {fault:?}");
+                let summary = match fault.downcast_ref::<Trap>() {
+                    Some(trap) => trap.to_string(),
+                    None => fault.root_cause().to_string(),
+                };
+                Err(Error::Guest(summary))
+            }
         }
     }
 }

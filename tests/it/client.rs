@@ -101,7 +101,12 @@ pub struct Server {
 
 impl Server {
     pub fn start(deployment: &Deployment) -> Server {
-        let state = ApiState::new(deployment.runtime(), "litegraphadmin").expect("state");
+        Server::start_with(deployment.runtime())
+    }
+
+    /// Serves the API over `runtime` (any policy).
+    pub fn start_with(runtime: litegraph_backup::Runtime) -> Server {
+        let state = ApiState::new(runtime, "litegraphadmin").expect("state");
         let app = http::router(state);
         let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
         let listener = runtime

@@ -7,6 +7,7 @@ mod component;
 mod concurrency;
 mod crash;
 mod faults;
+mod hostile;
 mod http;
 mod names;
 mod policy;
