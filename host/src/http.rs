@@ -16,7 +16,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, head, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::StreamExt;
@@ -76,25 +76,84 @@ impl ApiState {
     }
 }
 
-/// The API's routes. Backup routes require the admin token; `/health` does not.
-pub fn router(state: ApiState) -> Router {
-    let backups = Router::new()
-        .route("/v1.0/backups", get(list).post(create))
-        .route(
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Anyone,
+    Admin,
+}
+
+/// Every route of the API: the router is built from this table and nothing else, and the
+/// OpenAPI document served at `/openapi.json` is tested against it.
+pub fn routes() -> Vec<(Method, &'static str, Access, MethodRouter<ApiState>)> {
+    use Access::{Admin, Anyone};
+    vec![
+        (Method::GET, "/health", Anyone, get(health)),
+        (Method::GET, "/openapi.json", Anyone, get(openapi)),
+        (Method::GET, "/v1.0/backups", Admin, get(list)),
+        (Method::POST, "/v1.0/backups", Admin, post(create)),
+        (Method::GET, "/v1.0/backups/{filename}", Admin, get(read)),
+        (
+            Method::HEAD,
             "/v1.0/backups/{filename}",
-            get(read).head(exists).delete(delete),
-        )
-        .route("/v1.0/backups/{filename}/download", get(download))
-        .route("/v1.0/backups/{filename}/verify", post(verify))
-        .route("/v1.0/backups/{filename}/restore", post(restore))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
-    Router::new()
-        .route("/health", get(health))
-        .merge(backups)
+            Admin,
+            head(exists),
+        ),
+        (
+            Method::DELETE,
+            "/v1.0/backups/{filename}",
+            Admin,
+            delete(remove),
+        ),
+        (
+            Method::GET,
+            "/v1.0/backups/{filename}/download",
+            Admin,
+            get(download),
+        ),
+        (
+            Method::POST,
+            "/v1.0/backups/{filename}/verify",
+            Admin,
+            post(verify),
+        ),
+        (
+            Method::POST,
+            "/v1.0/backups/{filename}/restore",
+            Admin,
+            post(restore),
+        ),
+    ]
+}
+
+/// The API's routes ([`routes`]); the admin ones require the admin token.
+pub fn router(state: ApiState) -> Router {
+    let (mut public, mut admin) = (Router::new(), Router::new());
+    for (_, path, access, handler) in routes() {
+        match access {
+            Access::Anyone => public = public.route(path, handler),
+            Access::Admin => admin = admin.route(path, handler),
+        }
+    }
+    let admin = admin.route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    public
+        .merge(admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// The OpenAPI 3 description of [`routes`].
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight
@@ -398,7 +457,7 @@ async fn exists(
     }
 }
 
-async fn delete(
+async fn remove(
     State(state): State<ApiState>,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, ApiError> {

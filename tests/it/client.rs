@@ -106,7 +106,17 @@ impl Server {
 
     /// Serves the API over `runtime` (any policy).
     pub fn start_with(runtime: litegraph_backup::Runtime) -> Server {
-        let state = ApiState::new(runtime, "litegraphadmin").expect("state");
+        Server::start_with_timeout(runtime, http::DEFAULT_REQUEST_TIMEOUT)
+    }
+
+    /// Serves the API, giving clients `timeout` for their headers and then their body.
+    pub fn start_with_timeout(
+        runtime: litegraph_backup::Runtime,
+        timeout: std::time::Duration,
+    ) -> Server {
+        let state = ApiState::new(runtime, "litegraphadmin")
+            .expect("state")
+            .with_body_timeout(timeout);
         let app = http::router(state);
         let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
         let listener = runtime
@@ -116,14 +126,9 @@ impl Server {
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let thread = thread::spawn(move || {
             runtime
-                .block_on(http::serve(
-                    listener,
-                    app,
-                    http::DEFAULT_REQUEST_TIMEOUT,
-                    async {
-                        let _ = stop.await;
-                    },
-                ))
+                .block_on(http::serve(listener, app, timeout, async {
+                    let _ = stop.await;
+                }))
                 .expect("serve");
         });
         Server {

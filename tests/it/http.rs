@@ -711,3 +711,118 @@ async fn verify_and_restore_over_http() {
     let missing = admin(&app, "POST", "/v1.0/backups/none.db/restore", "").await;
     assert_eq!(missing.status, 404);
 }
+
+#[test]
+fn slow_clients_cannot_hold_a_connection() {
+    use std::io::Write as _;
+    let deployment = Deployment::with_nodes(10);
+    let server =
+        Server::start_with_timeout(deployment.runtime(), std::time::Duration::from_millis(300));
+    let before = deployment.tree();
+    // A bound on the test, not a synchronisation: the server must act well before it.
+    let patience = Some(std::time::Duration::from_secs(20));
+
+    // Headers that never end: the server closes the connection.
+    let mut slow = std::net::TcpStream::connect(server.addr).expect("connect");
+    slow.set_read_timeout(patience).expect("timeout");
+    slow.write_all(
+        b"GET /v1.0/backups HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer litegraphadmin\r\n",
+    )
+    .expect("send part of the headers");
+    let mut rest = Vec::new();
+    let outcome = slow.read_to_end(&mut rest);
+    assert!(
+        !matches!(&outcome, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the server kept a connection with unfinished headers: {outcome:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&rest).contains(" 200 "),
+        "it was not served"
+    );
+
+    // A body that never arrives in full: 408 RequestTimeout, and nothing is created.
+    let mut slow = std::net::TcpStream::connect(server.addr).expect("connect");
+    slow.set_read_timeout(patience).expect("timeout");
+    slow.write_all(
+        b"POST /v1.0/backups HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer litegraphadmin\r\nContent-Length: 100\r\n\r\n{\"Filename\":",
+    )
+    .expect("send part of the body");
+    let mut answer = Vec::new();
+    slow.read_to_end(&mut answer)
+        .expect("an answer before the test's bound");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""Error":"RequestTimeout""#), "{answer}");
+
+    assert_eq!(deployment.tree(), before);
+    assert_eq!(
+        request(server.addr, "GET", "/v1.0/backups", &[ADMIN], b"").status,
+        200,
+        "still serving"
+    );
+}
+
+#[tokio::test]
+async fn openapi_document_lists_exactly_the_routes_of_the_router() {
+    let document: Value = serde_json::from_str(http::OPENAPI).expect("valid JSON");
+    assert_eq!(document["openapi"], "3.0.3");
+    let mut documented: Vec<(String, String)> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("a path item")
+                .keys()
+                .filter(|key| *key != "parameters")
+                .map(|method| (method.to_uppercase(), path.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut routed: Vec<(String, String)> = http::routes()
+        .into_iter()
+        .map(|(method, path, _, _)| (method.to_string(), path.to_owned()))
+        .collect();
+    documented.sort();
+    routed.sort();
+    assert_eq!(
+        documented, routed,
+        "the document and the router's table agree"
+    );
+
+    // Every route is really routed: with an existing backup, none is a routing 404 or a 405.
+    let deployment = Deployment::with_nodes(10);
+    let app = app(&deployment);
+    assert_eq!(
+        admin(&app, "POST", "/v1.0/backups", r#"{"Filename":"x.db"}"#)
+            .await
+            .status,
+        200
+    );
+    let deletes_last = routed
+        .iter()
+        .filter(|(m, _)| m != "DELETE")
+        .chain(routed.iter().filter(|(m, _)| m == "DELETE"));
+    for (method, path) in deletes_last {
+        let uri = path.replace("{filename}", "x.db");
+        let body = if method == "POST" && uri == "/v1.0/backups" {
+            "{}"
+        } else {
+            ""
+        };
+        let reply = admin(&app, method, &uri, body).await;
+        assert!(
+            reply.status.is_success(),
+            "{method} {uri}: {} {}",
+            reply.status,
+            reply.text()
+        );
+    }
+    let served = call(&app, "GET", "/openapi.json", None, "").await;
+    assert_eq!(served.status, 200);
+    assert_eq!(
+        served.json(),
+        document,
+        "served without a token, as written"
+    );
+}
