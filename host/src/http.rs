@@ -590,13 +590,11 @@ async fn download(
         .metadata()
         .map_err(|e| ApiError::internal(format!("stat {}: {e}", backup.filename)))?
         .len();
-    let range = match headers
-        .get(header::RANGE)
-        .map(|v| v.to_str().ok().and_then(|v| byte_range(v, length)))
-    {
-        None => None,
-        Some(Some(range)) => range,
-        Some(None) => {
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, start, end) = match byte_range(range, length) {
+        RangeRequest::Whole => (StatusCode::OK, 0, length),
+        RangeRequest::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end),
+        RangeRequest::Unsatisfiable => {
             let mut response = ApiError::described(
                 ErrorKind::InvalidRange,
                 format!("The backup is {length} bytes long."),
@@ -608,10 +606,6 @@ async fn download(
             );
             return Ok(response);
         }
-    };
-    let (status, start, end) = match range {
-        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end),
-        None => (StatusCode::OK, 0, length),
     };
     let mut response = Response::builder()
         .status(status)
@@ -635,36 +629,49 @@ async fn download(
         .map_err(|e| ApiError::internal(format!("build a response: {e}")))
 }
 
-/// Parses one `bytes=` range against a file of `length` bytes: `Some(Some((start, end)))`
-/// (end exclusive) to honour, `Some(None)` to ignore (several ranges), `None` when it
-/// cannot be satisfied or is malformed.
-fn byte_range(header: &str, length: u64) -> Option<Option<(u64, u64)>> {
-    let spec = header.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return Some(None);
-    }
-    let (first, last) = spec.split_once('-')?;
-    let (first, last) = (first.trim(), last.trim());
-    let (start, end) = if first.is_empty() {
-        let suffix: u64 = last.parse().ok()?;
-        if suffix == 0 {
-            return None;
-        }
-        (length.saturating_sub(suffix), length)
-    } else {
-        let start: u64 = first.parse().ok()?;
-        let end = if last.is_empty() {
-            length
-        } else {
-            let last: u64 = last.parse().ok()?;
-            if last < start {
-                return None;
-            }
-            last.saturating_add(1).min(length)
-        };
-        (start, end)
+/// What a `Range` header asks of a file of some length (RFC 9110, section 14).
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    /// The whole file: no range, several ranges, or a header that does not parse (which
+    /// RFC 9110 says to ignore).
+    Whole,
+    /// Bytes `start..end` (end exclusive).
+    Part(u64, u64),
+    /// A well-formed range that lies beyond the file: 416.
+    Unsatisfiable,
+}
+
+fn byte_range(header: Option<&str>, length: u64) -> RangeRequest {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeRequest::Whole;
     };
-    (start < end).then_some(Some((start, end)))
+    if spec.contains(',') {
+        return RangeRequest::Whole;
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return RangeRequest::Whole;
+    };
+    let number = |text: &str| -> Option<u64> {
+        (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| text.parse().ok())
+            .flatten()
+    };
+    let (start, end) = match (number(first.trim()), number(last.trim())) {
+        (None, Some(suffix)) if first.trim().is_empty() => {
+            if suffix == 0 {
+                return RangeRequest::Unsatisfiable;
+            }
+            (length.saturating_sub(suffix), length)
+        }
+        (Some(start), None) if last.trim().is_empty() => (start, length),
+        (Some(start), Some(last)) if last >= start => (start, last.saturating_add(1).min(length)),
+        _ => return RangeRequest::Whole,
+    };
+    if start < end {
+        RangeRequest::Part(start, end)
+    } else {
+        RangeRequest::Unsatisfiable
+    }
 }
 
 /// `attachment; filename="..."`, with anything not plain ASCII escaped RFC 5987-style.
@@ -775,17 +782,27 @@ mod tests {
 
     #[test]
     fn ranges_follow_rfc_9110() {
-        assert_eq!(byte_range("bytes=0-9", 100), Some(Some((0, 10))));
-        assert_eq!(byte_range("bytes=90-", 100), Some(Some((90, 100))));
-        assert_eq!(byte_range("bytes=-10", 100), Some(Some((90, 100))));
-        assert_eq!(byte_range("bytes=-200", 100), Some(Some((0, 100))));
-        assert_eq!(byte_range("bytes=50-500", 100), Some(Some((50, 100))));
-        assert_eq!(byte_range("bytes=0-1,5-6", 100), Some(None));
-        assert_eq!(byte_range("bytes=100-", 100), None);
-        assert_eq!(byte_range("bytes=9-3", 100), None);
-        assert_eq!(byte_range("bytes=-0", 100), None);
-        assert_eq!(byte_range("items=0-1", 100), None);
-        assert_eq!(byte_range("bytes=x-1", 100), None);
+        use RangeRequest::{Part, Unsatisfiable, Whole};
+        let range = |header: &str| byte_range(Some(header), 100);
+        assert_eq!(byte_range(None, 100), Whole);
+        assert_eq!(range("bytes=0-9"), Part(0, 10));
+        assert_eq!(range("bytes=90-"), Part(90, 100));
+        assert_eq!(range("bytes=-10"), Part(90, 100));
+        assert_eq!(range("bytes=-200"), Part(0, 100));
+        assert_eq!(range("bytes=50-500"), Part(50, 100));
+        assert_eq!(range("bytes=100-"), Unsatisfiable);
+        assert_eq!(range("bytes=-0"), Unsatisfiable);
+        for ignored in [
+            "bytes=0-1,5-6",
+            "bytes=9-3",
+            "items=0-1",
+            "bytes=x-1",
+            "bytes=-",
+            "bytes=+1-2",
+            "junk",
+        ] {
+            assert_eq!(range(ignored), Whole, "{ignored}");
+        }
     }
 
     #[test]
