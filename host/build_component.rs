@@ -27,14 +27,19 @@ pub fn build(crate_dir: &str, lib_name: &str, out_name: &str) -> PathBuf {
         println!("cargo::rerun-if-changed={}", watched.display());
     }
 
-    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    ensure_target_installed(Path::new(&rustc));
+    // Components are always built with the toolchain rust-toolchain.toml pins (the one with
+    // the wasm target), whatever toolchain builds the host (`cargo +nightly fuzz` does): the
+    // `cargo` and `rustc` on PATH, without the outer build's toolchain override, resolve it.
+    ensure_target_installed(&source);
 
     // One target directory for every component: they share wit-bindgen and std builds.
     let target_dir = root.join("guest").join("target");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
+    let mut build = Command::new("cargo");
     build
+        .current_dir(&source)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("RUSTDOC")
         .arg("build")
         .arg("--manifest-path")
         .arg(source.join("Cargo.toml"))
@@ -72,8 +77,10 @@ pub fn build(crate_dir: &str, lib_name: &str, out_name: &str) -> PathBuf {
 
 /// Fails with the one-line fix when the toolchain lacks the wasm target (machines that set
 /// `RUSTUP_AUTO_INSTALL=0` do not install it from rust-toolchain.toml).
-fn ensure_target_installed(rustc: &Path) {
-    let output = Command::new(rustc)
+fn ensure_target_installed(source: &Path) {
+    let output = Command::new("rustc")
+        .current_dir(source)
+        .env_remove("RUSTUP_TOOLCHAIN")
         .args(["--print", "target-libdir", "--target", TARGET])
         .output()
         .expect("run rustc to find the target's library directory");
