@@ -184,6 +184,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Responses go out in a few writes (head, then body chunks): without NODELAY, Nagle
+        // holds the last one for the client's delayed ACK, some 40 ms per request.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY on a connection from {peer}: {e}");
+        }
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
