@@ -2,6 +2,7 @@
 //! host's imported `store` and `snapshot` functions.
 
 use crate::exports::litegraph::backup::backup::Guest;
+use crate::litegraph::backup::snapshot::SnapshotFile;
 use crate::litegraph::backup::types::{
     BackupFile, Datetime, Error, FileDigests, FileStat, Restoration, Verification,
 };
@@ -38,7 +39,7 @@ impl Host for Imports {
     fn remove(&self, name: &str) -> Result<(), Error> {
         store::remove(name)
     }
-    fn take_snapshot(&self) -> Result<String, Error> {
+    fn take_snapshot(&self) -> Result<SnapshotFile, Error> {
         snapshot::take()
     }
     fn check(&self, name: &str, full: bool) -> Result<(), Error> {

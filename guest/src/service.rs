@@ -1,6 +1,7 @@
 //! The backup service's decisions, written against the host's capabilities as a trait so that
 //! they run natively in tests as well as in the component.
 
+use crate::litegraph::backup::snapshot::SnapshotFile;
 use crate::litegraph::backup::types::{
     BackupFile, Datetime, Error, FileDigests, FileStat, Restoration, Verification,
 };
@@ -21,7 +22,7 @@ pub trait Host {
     fn write(&self, name: &str, contents: &[u8]) -> Result<(), Error>;
     fn rename_noreplace(&self, source: &str, target: &str) -> Result<(), Error>;
     fn remove(&self, name: &str) -> Result<(), Error>;
-    fn take_snapshot(&self) -> Result<String, Error>;
+    fn take_snapshot(&self) -> Result<SnapshotFile, Error>;
     fn check(&self, name: &str, full: bool) -> Result<(), Error>;
     fn restore(&self, name: &str) -> Result<(), Error>;
 }
@@ -45,7 +46,7 @@ impl<H: Host> Service<H> {
     /// Makes a backup. The order is what keeps every outcome safe:
     /// 1. the name is checked and, when given, must be free: no snapshot is taken for a
     ///    request that would be refused;
-    /// 2. the snapshot goes to a temporary file and is hashed there;
+    /// 2. the snapshot goes to a temporary file, hashed by the host as it is flushed;
     /// 3. it is published under its name by a rename that never replaces (a concurrent
     ///    create of the same name loses here, and its temporary is discarded by the host);
     /// 4. the metadata is written; if that fails the backup is removed again, so a failed
@@ -66,8 +67,10 @@ impl<H: Host> Service<H> {
 
     fn make(&self, requested: Requested) -> Result<BackupFile, Error> {
         let now = self.host.now();
-        let temporary = self.host.take_snapshot()?;
-        let digests = self.host.digests(&temporary)?;
+        let SnapshotFile {
+            name: temporary,
+            digests,
+        } = self.host.take_snapshot()?;
         let name = self.publish(&temporary, requested)?;
         let recorded = self.host.stat(&name).and_then(|stat| {
             let metadata = Metadata {
@@ -407,11 +410,14 @@ mod tests {
                 .map(drop)
                 .ok_or(Error::NotFound)
         }
-        fn take_snapshot(&self) -> Result<String, Error> {
+        fn take_snapshot(&self) -> Result<SnapshotFile, Error> {
             let name = format!(".lgb-{}.tmp", self.clock.get());
             let database = self.database.borrow().clone();
             self.put(&name, &database);
-            Ok(name)
+            let digests = self.digests(&name)?;
+            // Hashing a fresh copy is the snapshot's, not a re-read: not counted.
+            self.hashed.set(self.hashed.get() - 1);
+            Ok(SnapshotFile { name, digests })
         }
         fn check(&self, name: &str, _full: bool) -> Result<(), Error> {
             let files = self.files.borrow();

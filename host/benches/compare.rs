@@ -390,7 +390,7 @@ fn digest_speed(options: &Options, database: &Path, bytes: u64) {
             ),
         ),
         (
-            "all three, ours (one read pass, three threads)",
+            "all three, ours (one read pass; MD5 on one thread, SHA-1 + SHA-256 on another)",
             measure(
                 n,
                 || {},
@@ -540,7 +540,10 @@ impl GuestHost for &NativeHost {
     fn remove(&self, _: &str) -> Result<(), guest_types::Error> {
         Err(guest_types::Error::Io("not used by this benchmark".into()))
     }
-    fn take_snapshot(&self) -> Result<String, guest_types::Error> {
+    fn take_snapshot(
+        &self,
+    ) -> Result<litegraph_backup_guest::litegraph::backup::snapshot::SnapshotFile, guest_types::Error>
+    {
         Err(guest_types::Error::Io("not used by this benchmark".into()))
     }
     fn check(&self, _: &str, _: bool) -> Result<(), guest_types::Error> {

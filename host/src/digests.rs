@@ -1,19 +1,23 @@
-//! MD5, SHA-1 and SHA-256 of a file in a single read pass, each digest on its own thread, so
-//! that the three together take about as long as the slowest one alone.
+//! MD5, SHA-1 and SHA-256 of a file in a single read pass. MD5 (the slowest of the three)
+//! has a thread to itself, SHA-1 and SHA-256 share another, and the caller's thread reads:
+//! the three together take about as long as MD5 alone.
 
 use std::io::{self, Read};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread;
 
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-/// Bytes read at a time; each chunk is shared by the three hashing threads.
+/// Bytes read at a time; each chunk is shared by both hashing threads.
 const CHUNK_BYTES: usize = 1 << 20;
-/// Chunks in flight per hashing thread: bounds memory to a few MiB whatever the file size.
-const CHUNKS_IN_FLIGHT: usize = 4;
+/// Buffers in circulation: memory stays at a few MiB whatever the file size, and buffers are
+/// reused rather than allocated (and faulted in) for every chunk.
+const BUFFERS: usize = 8;
+
+type Chunk = Arc<Vec<u8>>;
 
 /// The three digests of some bytes, uppercase hexadecimal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,29 +30,56 @@ pub struct Digests {
 /// Reads `source` to its end once and digests it.
 pub fn digests(mut source: impl Read) -> io::Result<Digests> {
     thread::scope(|scope| {
-        let (md5_tx, md5_rx) = sync_channel(CHUNKS_IN_FLIGHT);
-        let (sha1_tx, sha1_rx) = sync_channel(CHUNKS_IN_FLIGHT);
-        let (sha256_tx, sha256_rx) = sync_channel(CHUNKS_IN_FLIGHT);
-        let md5 = scope.spawn(move || hash::<Md5>(md5_rx));
-        let sha1 = scope.spawn(move || hash::<Sha1>(sha1_rx));
-        let sha256 = scope.spawn(move || hash::<Sha256>(sha256_rx));
-        let read = feed(&mut source, [md5_tx, sha1_tx, sha256_tx]);
-        let joined = [md5, sha1, sha256].map(|hasher| hasher.join().expect("hashing never panics"));
+        let (returned_tx, returned) = channel::<Chunk>();
+        let (md5_tx, md5_rx) = sync_channel::<Chunk>(BUFFERS);
+        let (sha_tx, sha_rx) = sync_channel::<Chunk>(BUFFERS);
+        let md5 = {
+            let returned_tx = returned_tx.clone();
+            scope.spawn(move || {
+                let mut md5 = Md5::new();
+                consume(md5_rx, &returned_tx, |bytes| md5.update(bytes));
+                upper_hex(&md5.finalize())
+            })
+        };
+        let shas = scope.spawn(move || {
+            let (mut sha1, mut sha256) = (Sha1::new(), Sha256::new());
+            consume(sha_rx, &returned_tx, |bytes| {
+                sha1.update(bytes);
+                sha256.update(bytes);
+            });
+            (upper_hex(&sha1.finalize()), upper_hex(&sha256.finalize()))
+        });
+        let read = feed(&mut source, [md5_tx, sha_tx], &returned);
+        let md5 = md5.join().expect("hashing never panics");
+        let (sha1, sha256) = shas.join().expect("hashing never panics");
         read?;
-        let [md5, sha1, sha256] = joined;
         Ok(Digests { md5, sha1, sha256 })
     })
 }
 
-/// Sends every chunk of `source` to each hasher; dropping the senders ends them.
-fn feed(source: &mut impl Read, hashers: [SyncSender<Arc<Vec<u8>>>; 3]) -> io::Result<()> {
+/// Hashes every chunk it receives, then hands the chunk back for reuse.
+fn consume(chunks: Receiver<Chunk>, returned: &Sender<Chunk>, mut hash: impl FnMut(&[u8])) {
+    for chunk in chunks {
+        hash(&chunk);
+        // The reader may be gone (a read error); the chunk is then simply dropped.
+        let _ = returned.send(chunk);
+    }
+}
+
+/// Sends every chunk of `source` to both hashers; dropping the senders ends them.
+fn feed(
+    source: &mut impl Read,
+    hashers: [SyncSender<Chunk>; 2],
+    returned: &Receiver<Chunk>,
+) -> io::Result<()> {
+    let mut allocated = 0;
     loop {
-        let mut chunk = Vec::with_capacity(CHUNK_BYTES);
-        let n = source.take(CHUNK_BYTES as u64).read_to_end(&mut chunk)?;
-        if n == 0 {
+        let mut buffer = next_buffer(returned, &mut allocated);
+        buffer.clear();
+        if source.take(CHUNK_BYTES as u64).read_to_end(&mut buffer)? == 0 {
             return Ok(());
         }
-        let chunk = Arc::new(chunk);
+        let chunk = Arc::new(buffer);
         for hasher in &hashers {
             hasher
                 .send(Arc::clone(&chunk))
@@ -57,12 +88,28 @@ fn feed(source: &mut impl Read, hashers: [SyncSender<Arc<Vec<u8>>>; 3]) -> io::R
     }
 }
 
-fn hash<D: Digest>(chunks: Receiver<Arc<Vec<u8>>>) -> String {
-    let mut digest = D::new();
-    for chunk in chunks {
-        digest.update(chunk.as_slice());
+/// A buffer to read into: one both hashers are done with, or a new one while fewer than
+/// [`BUFFERS`] exist. Each chunk comes back once from each hasher; the second return finds
+/// it no longer shared.
+fn next_buffer(returned: &Receiver<Chunk>, allocated: &mut usize) -> Vec<u8> {
+    loop {
+        let chunk = if *allocated < BUFFERS {
+            match returned.try_recv() {
+                Ok(chunk) => chunk,
+                Err(_) => {
+                    *allocated += 1;
+                    return Vec::with_capacity(CHUNK_BYTES);
+                }
+            }
+        } else {
+            returned
+                .recv()
+                .expect("every buffer is out with a hasher, which will return it")
+        };
+        if let Ok(buffer) = Arc::try_unwrap(chunk) {
+            return buffer;
+        }
     }
-    upper_hex(&digest.finalize())
 }
 
 /// Uppercase hexadecimal without separators, as LiteGraph's `Convert.ToHexString`.
