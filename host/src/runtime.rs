@@ -1,13 +1,14 @@
 //! The runtime: Engine, Linker and the component's `InstancePre` are built once; each
 //! operation gets a fresh `Store` with a memory cap and a deadline on the guest's own time.
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
-    CallHook, Config, Engine, EngineWeak, ResourceLimiter, Store, Trap, UpdateDeadline,
+    CallHook, Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig,
+    ResourceLimiter, Store, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -15,6 +16,9 @@ use crate::bindings::{self, BackupServicePre};
 use crate::snapshot::{LiveDatabase, SnapshotCtx};
 use crate::store::{BackupDir, StoreCtx};
 use crate::wire::{BackupFile, Restoration, Verification};
+
+/// Guest instances that can exist at once; more callers wait for a turn.
+const POOLED_INSTANCES: u32 = 64;
 
 /// How often the engine's epoch advances: the granularity of the guest's deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -103,6 +107,37 @@ pub struct Policy {
     engine: Engine,
     pre: BackupServicePre<Ctx>,
     limits: Limits,
+    permits: Arc<Permits>,
+}
+
+/// A counting semaphore: at most [`POOLED_INSTANCES`] guest instances at once.
+struct Permits {
+    free: Mutex<u32>,
+    released: Condvar,
+}
+
+/// One instance's place in the pool, given back when dropped.
+struct Permit<'a>(&'a Permits);
+
+impl Permits {
+    fn acquire(&self) -> Permit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free == 0 {
+            free = self
+                .released
+                .wait(free)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.0.released.notify_one();
+    }
 }
 
 impl Policy {
@@ -115,6 +150,15 @@ impl Policy {
     pub fn from_component(component: &[u8], limits: Limits) -> anyhow::Result<Policy> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // Instances come from a pool allocated once (a fresh mmap per instance costs more
+        // than the rest of a request); `permits` keeps callers within it.
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(POOLED_INSTANCES)
+            .total_core_instances(POOLED_INSTANCES * 8)
+            .total_memories(POOLED_INSTANCES)
+            .total_tables(POOLED_INSTANCES * 4)
+            .max_memory_size(limits.memory_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let component = Component::new(&engine, component)?;
         let mut linker = Linker::new(&engine);
@@ -129,6 +173,10 @@ impl Policy {
             engine,
             pre,
             limits,
+            permits: Arc::new(Permits {
+                free: Mutex::new(POOLED_INSTANCES),
+                released: Condvar::new(),
+            }),
         })
     }
 
@@ -205,6 +253,7 @@ impl Runtime {
             &mut Store<Ctx>,
         ) -> wasmtime::Result<Result<R, bindings::Error>>,
     ) -> Result<R, Error> {
+        let _permit = self.policy.permits.acquire();
         let limits = self.policy.limits;
         let mut store = Store::new(&self.policy.engine, Ctx::new(&self.capabilities, &limits));
         store.limiter(|ctx| ctx);

@@ -101,10 +101,6 @@ impl LiveDatabase {
     /// file at `destination`. One `step(-1)`: small steps restart whenever a writer commits
     /// and may never finish under a steady writer.
     fn copy_to(source: &Connection, destination: &Path) -> Result<(), Error> {
-        // Read the source's pages through a memory map rather than one read() each.
-        source
-            .query_row("PRAGMA mmap_size = 4294967296", [], |_| Ok(()))
-            .map_err(sqlite_error)?;
         // Never create: the destination is the temporary the host just made.
         let mut copy = Connection::open_with_flags(
             destination,
