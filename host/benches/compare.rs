@@ -27,6 +27,8 @@ struct Options {
     repetitions: usize,
     http_seconds: f64,
     quick: bool,
+    /// Only this section (backup, digests, metadata, boundary, http, writer).
+    only: Option<String>,
 }
 
 impl Options {
@@ -36,6 +38,7 @@ impl Options {
             repetitions: 5,
             http_seconds: 3.0,
             quick: false,
+            only: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -57,6 +60,9 @@ impl Options {
                         .next()
                         .and_then(|v| v.parse().ok())
                         .expect("--repetitions takes a number");
+                }
+                "--only" => {
+                    options.only = Some(args.next().expect("--only takes a section name"));
                 }
                 // cargo bench passes --bench; anything else is a mistake worth saying.
                 "--bench" => {}
@@ -168,12 +174,35 @@ fn main() {
     let backups = scratch.join("backups");
     fs::create_dir_all(&backups).expect("backups");
 
-    let copies = backup_speed(&options, &database, &scratch, &backups, bytes);
-    digest_speed(&options, &database, bytes);
-    metadata_operations(&options, &database, &scratch);
-    wasm_boundary(&options, &database, &scratch);
-    http_load(&options, &database, &scratch, copies);
-    writer_during_backup(&options, &database, &scratch);
+    let run = |section: &str| options.only.as_deref().is_none_or(|only| only == section);
+    if run("backup") || run("http") {
+        backup_speed(
+            &options,
+            &database,
+            &scratch,
+            &backups,
+            bytes,
+            run("backup"),
+        );
+    }
+    if run("digests") {
+        digest_speed(&options, &database, bytes);
+    }
+    if run("metadata") || run("boundary") {
+        thousand_backups(&scratch);
+    }
+    if run("metadata") {
+        metadata_operations(&options, &database, &scratch);
+    }
+    if run("boundary") {
+        wasm_boundary(&options, &database, &scratch);
+    }
+    if run("http") {
+        http_load(&options, &database, &scratch, "largest.db");
+    }
+    if run("writer") {
+        writer_during_backup(&options, &database, &scratch);
+    }
     let _ = fs::remove_dir_all(&scratch);
 }
 
@@ -234,15 +263,31 @@ fn runtime_for(database: &Path, backups: &Path) -> Runtime {
     .expect("the policy compiles")
 }
 
-/// The copy: `cp` + fsync, sqlite3 `.backup`, `VACUUM INTO`, a bare `step(-1)`, ours.
-/// Returns the name of a backup it left in `backups` for the HTTP part.
+/// The copy: `cp` + fsync, sqlite3 `.backup`, `VACUUM INTO`, a bare `step(-1)`, ours (when
+/// `compare`); and a backup named `largest.db` left in `backups` for the HTTP part.
 fn backup_speed(
     options: &Options,
     database: &Path,
     scratch: &Path,
     backups: &Path,
     bytes: u64,
-) -> String {
+    compare: bool,
+) {
+    let runtime = runtime_for(database, backups);
+    if compare {
+        compare_copies(options, database, scratch, backups, bytes, &runtime);
+    }
+    runtime.create(Some("largest.db")).expect("create");
+}
+
+fn compare_copies(
+    options: &Options,
+    database: &Path,
+    scratch: &Path,
+    backups: &Path,
+    bytes: u64,
+    runtime: &Runtime,
+) {
     let out = scratch.join("copy.db");
     let clear = || {
         let _ = fs::remove_file(&out);
@@ -291,7 +336,6 @@ fn backup_speed(
     });
     rows.push(("bare rusqlite `Backup::step(-1)` + fsync".into(), step, ""));
 
-    let runtime = runtime_for(database, backups);
     let clear_backups = || {
         for entry in fs::read_dir(backups).expect("read").flatten() {
             let _ = fs::remove_file(entry.path());
@@ -340,9 +384,6 @@ fn backup_speed(
             stats.ratio(&step),
         );
     }
-    // Leave one backup for the HTTP part.
-    runtime.create(Some("largest.db")).expect("create");
-    "largest.db".into()
 }
 
 /// The three digests in one parallel pass against each digest alone.
@@ -433,7 +474,7 @@ fn thousand_backups(scratch: &Path) -> PathBuf {
 }
 
 fn metadata_operations(options: &Options, database: &Path, scratch: &Path) {
-    let dir = thousand_backups(scratch);
+    let dir = scratch.join("thousand");
     let runtime = runtime_for(database, &dir);
     let first = Instant::now();
     assert_eq!(runtime.list().expect("list").len(), 1000);
@@ -742,7 +783,7 @@ fn load(
     (latencies.len() as f64 / elapsed, at(0.50), at(0.99))
 }
 
-fn http_load(options: &Options, database: &Path, scratch: &Path, largest: String) {
+fn http_load(options: &Options, database: &Path, scratch: &Path, largest: &str) {
     let backups = scratch.join("backups");
     let server = Server::start(database, &backups);
     let clients = 8;
@@ -766,7 +807,7 @@ fn http_load(options: &Options, database: &Path, scratch: &Path, largest: String
             p99.as_secs_f64() * 1e3
         );
     }
-    let size = fs::metadata(backups.join(&largest)).expect("stat").len();
+    let size = fs::metadata(backups.join(largest)).expect("stat").len();
     let baseline = server.peak_rss_mib();
     let mut rows = Vec::new();
     for (what, path) in [
@@ -800,96 +841,117 @@ fn http_load(options: &Options, database: &Path, scratch: &Path, largest: String
     }
 }
 
-/// A writer committing small transactions continuously: its commit latency alone and while
-/// `create` copies the database, and whether the backup finished.
+/// A writer committing small transactions: its commit latency alone and while `create` copies
+/// the database, and whether the backup finished. Once as fast as it can (a stress test), once
+/// paced at LiteGraph-like 600 commits/s.
 fn writer_during_backup(options: &Options, database: &Path, scratch: &Path) {
     let seconds = if options.quick { 0.5 } else { 2.0 };
-    let run = |with_backup: bool| -> (BTreeMap<&'static str, f64>, Option<Duration>) {
-        let stop = Arc::new(AtomicBool::new(false));
-        let writer = {
-            let (stop, database) = (Arc::clone(&stop), database.to_owned());
-            thread::spawn(move || {
-                let mut db = Connection::open(&database).expect("open");
-                db.busy_timeout(Duration::from_secs(10)).expect("timeout");
-                db.execute_batch("PRAGMA synchronous = NORMAL; CREATE TABLE IF NOT EXISTS bench_writes (n INTEGER, at TEXT)")
-                    .expect("table");
-                let mut latencies = Vec::new();
-                let started = Instant::now();
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    let tx = db.transaction().expect("begin");
-                    tx.execute(
-                        "INSERT INTO bench_writes VALUES (?1, datetime('now'))",
-                        [latencies.len() as i64],
-                    )
-                    .expect("insert");
-                    tx.commit().expect("commit");
-                    latencies.push(t.elapsed());
-                }
-                (latencies, started.elapsed())
-            })
-        };
-        let backup_time = if with_backup {
-            let backups = scratch.join("under-load");
-            let _ = fs::remove_dir_all(&backups);
-            let runtime = runtime_for(database, &backups);
-            let t = Instant::now();
-            runtime
-                .create(Some("under-load.db"))
-                .expect("the backup finishes under a writer");
-            let took = t.elapsed();
-            let copy = backups.join("under-load.db");
-            let check: String = Connection::open(&copy)
-                .and_then(|db| db.query_row("PRAGMA quick_check", [], |r| r.get(0)))
-                .expect("check");
-            assert_eq!(check, "ok");
-            Some(took)
-        } else {
-            thread::sleep(Duration::from_secs_f64(seconds));
-            None
-        };
-        stop.store(true, Ordering::Relaxed);
-        let (mut latencies, elapsed) = writer.join().expect("writer");
-        latencies.sort();
-        let at = |q: f64| {
-            latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)]
-                .as_secs_f64()
-                * 1e3
-        };
-        let stats = BTreeMap::from([
-            ("tx/s", latencies.len() as f64 / elapsed.as_secs_f64()),
-            ("p50", at(0.50)),
-            ("p99", at(0.99)),
-            ("max", at(1.0)),
-        ]);
-        (stats, backup_time)
-    };
-    let (alone, _) = run(false);
-    let (during, took) = run(true);
-    Connection::open(database)
-        .and_then(|db| {
-            db.execute_batch("DROP TABLE IF EXISTS bench_writes; PRAGMA wal_checkpoint(TRUNCATE);")
-        })
-        .expect("clean up");
     println!();
     println!(
         "## A writer committing continuously (WAL, synchronous=NORMAL, one row per transaction)"
     );
     println!();
-    println!("| | commits/s | p50 | p99 | max |");
-    println!("|---|---|---|---|---|");
-    for (label, stats) in [
-        ("writer alone", &alone),
-        ("writer during `create`", &during),
-    ] {
-        println!(
-            "| {label} | {:.0} | {:.3} ms | {:.3} ms | {:.1} ms |",
-            stats["tx/s"], stats["p50"], stats["p99"], stats["max"]
-        );
+    println!("| writer | | commits/s | p50 | p99 | max | backup took |");
+    println!("|---|---|---|---|---|---|---|");
+    for pace in [None, Some(600.0)] {
+        let label = match pace {
+            None => "unthrottled".to_owned(),
+            Some(rate) => format!("paced at {rate:.0}/s"),
+        };
+        for with_backup in [false, true] {
+            let (stats, took) = writer_run(database, scratch, pace, with_backup, seconds);
+            println!(
+                "| {label} | {} | {:.0} | {:.3} ms | {:.3} ms | {:.1} ms | {} |",
+                if with_backup {
+                    "during `create`"
+                } else {
+                    "alone"
+                },
+                stats["tx/s"],
+                stats["p50"],
+                stats["p99"],
+                stats["max"],
+                took.map_or("".to_owned(), |t| format!(
+                    "{:.2} s, quick_check ok",
+                    t.as_secs_f64()
+                ))
+            );
+        }
     }
-    println!();
-    println!(
-        "The backup finished under the writer in {:.2} s, and passed quick_check.",
-        took.expect("timed").as_secs_f64()
-    );
+    Connection::open(database)
+        .and_then(|db| {
+            db.execute_batch("DROP TABLE IF EXISTS bench_writes; PRAGMA wal_checkpoint(TRUNCATE);")
+        })
+        .expect("clean up");
+}
+
+fn writer_run(
+    database: &Path,
+    scratch: &Path,
+    pace: Option<f64>,
+    with_backup: bool,
+    seconds: f64,
+) -> (BTreeMap<&'static str, f64>, Option<Duration>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, database) = (Arc::clone(&stop), database.to_owned());
+        thread::spawn(move || {
+            let mut db = Connection::open(&database).expect("open");
+            db.busy_timeout(Duration::from_secs(10)).expect("timeout");
+            db.execute_batch(
+                "PRAGMA synchronous = NORMAL; CREATE TABLE IF NOT EXISTS bench_writes (n INTEGER, at TEXT)",
+            )
+            .expect("table");
+            let mut latencies = Vec::new();
+            let started = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(rate) = pace {
+                    let due = started + Duration::from_secs_f64(latencies.len() as f64 / rate);
+                    thread::sleep(due.saturating_duration_since(Instant::now()));
+                }
+                let t = Instant::now();
+                let tx = db.transaction().expect("begin");
+                tx.execute(
+                    "INSERT INTO bench_writes VALUES (?1, datetime('now'))",
+                    [latencies.len() as i64],
+                )
+                .expect("insert");
+                tx.commit().expect("commit");
+                latencies.push(t.elapsed());
+            }
+            (latencies, started.elapsed())
+        })
+    };
+    let backup_time = if with_backup {
+        let backups = scratch.join("under-load");
+        let _ = fs::remove_dir_all(&backups);
+        let runtime = runtime_for(database, &backups);
+        let t = Instant::now();
+        runtime
+            .create(Some("under-load.db"))
+            .expect("the backup finishes under a writer");
+        let took = t.elapsed();
+        let check: String = Connection::open(backups.join("under-load.db"))
+            .and_then(|db| db.query_row("PRAGMA quick_check", [], |r| r.get(0)))
+            .expect("check");
+        assert_eq!(check, "ok");
+        Some(took)
+    } else {
+        thread::sleep(Duration::from_secs_f64(seconds));
+        None
+    };
+    stop.store(true, Ordering::Relaxed);
+    let (mut latencies, elapsed) = writer.join().expect("writer");
+    latencies.sort();
+    let at = |q: f64| {
+        latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64()
+            * 1e3
+    };
+    let stats = BTreeMap::from([
+        ("tx/s", latencies.len() as f64 / elapsed.as_secs_f64()),
+        ("p50", at(0.50)),
+        ("p99", at(0.99)),
+        ("max", at(1.0)),
+    ]);
+    (stats, backup_time)
 }

@@ -268,7 +268,14 @@ impl snapshot::Host for SnapshotCtx {
         // Owned from here on: removed when the operation ends unless renamed away.
         self.temporaries.push(temporary);
         let temporary = self.temporaries.last().expect("just pushed");
-        LiveDatabase::copy_to(&source, &self.backups.path().join(&name))?;
+        let path = self.backups.path().join(&name);
+        std::thread::scope(|scope| {
+            let (stop, stopped) = std::sync::mpsc::channel::<()>();
+            scope.spawn(move || temporary.flush_while_written(&stopped));
+            let copied = LiveDatabase::copy_to(&source, &path);
+            drop(stop);
+            copied
+        })?;
         // Flush and hash at once: the flush waits on the disk, the hashing on the CPU, and
         // the copy is still in the page cache.
         let copy = self

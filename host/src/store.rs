@@ -5,8 +5,8 @@
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime};
 
 use cap_std::fs::{Dir, File, Metadata, OpenOptions, OpenOptionsExt};
@@ -25,6 +25,11 @@ const STALE_AFTER: Duration = Duration::from_secs(10);
 
 /// The prefix of every file the host creates for itself in the backup directory.
 const TEMPORARY_PREFIX: &str = ".lgb-";
+
+/// How much of a snapshot may be written before it is written back to disk.
+const FLUSH_STEP: u64 = 64 << 20;
+/// How often a snapshot's growth is looked at.
+const FLUSH_POLL: Duration = Duration::from_millis(20);
 
 /// The lock file that admits one create or restore at a time.
 const OPERATION_LOCK: &str = ".lgb-operation.lock";
@@ -289,6 +294,24 @@ impl Temporary {
     /// Flushes the file's content to disk, whoever wrote it.
     pub(crate) fn sync(&self) -> io::Result<()> {
         self.file.sync_all()
+    }
+
+    /// While someone else writes the file, writes it back to disk every [`FLUSH_STEP`]
+    /// bytes, until `stop` is dropped or sent to: the final flush is then short, and other
+    /// processes' fsyncs (a LiteGraph commit) never queue behind a whole database's worth of
+    /// dirty pages.
+    pub(crate) fn flush_while_written(&self, stop: &mpsc::Receiver<()>) {
+        let mut flushed = 0;
+        while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(FLUSH_POLL) {
+            let Ok(length) = self.file.metadata().map(|m| m.len()) else {
+                return;
+            };
+            if length >= flushed + FLUSH_STEP {
+                // A failure here resurfaces in the final, checked flush.
+                let _ = self.file.sync_data();
+                flushed = length;
+            }
+        }
     }
 }
 
