@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
@@ -61,6 +62,23 @@ impl ApiState {
     pub fn with_body_timeout(mut self, timeout: Duration) -> ApiState {
         self.body_timeout = timeout;
         self
+    }
+
+    /// Runs one guest call about the backup named in the path; a missing backup gets
+    /// LiteGraph's description.
+    async fn call_named<R: Send + 'static>(
+        &self,
+        path: Result<Path<String>, PathRejection>,
+        call: impl FnOnce(&Runtime, &str) -> Result<R, Error> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let name = filename(path)?;
+        let description = format!("Unable to find backup with filename {name}");
+        self.call(move |runtime| call(runtime, &name))
+            .await
+            .map_err(|error| match error.kind {
+                ErrorKind::NotFound => ApiError::described(ErrorKind::NotFound, description),
+                _ => error,
+            })
     }
 
     /// Runs one guest call on a blocking thread, keeping the async workers free.
@@ -364,9 +382,7 @@ fn empty_ok() -> Response {
 }
 
 /// The file name from the path, percent-decoded; undecodable is a bad request.
-fn filename(
-    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
-) -> Result<String, ApiError> {
+fn filename(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     path.map(|Path(name)| name)
         .map_err(|e| ApiError::described(ErrorKind::BadRequest, e.body_text()))
 }
@@ -451,53 +467,38 @@ fn requested_filename(body: &[u8]) -> Result<Option<String>, ApiError> {
 
 async fn exists(
     State(state): State<ApiState>,
-    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let name = filename(path)?;
-    let found = state.call(move |runtime| runtime.exists(&name)).await?;
-    if found {
-        Ok(empty_ok())
-    } else {
-        Err(ApiError::new(ErrorKind::NotFound))
+    match state
+        .call_named(path, |runtime, name| runtime.exists(name))
+        .await?
+    {
+        true => Ok(empty_ok()),
+        false => Err(ApiError::new(ErrorKind::NotFound)),
     }
 }
 
 async fn remove(
     State(state): State<ApiState>,
-    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let name = filename(path)?;
-    let described = not_found_description(&name);
     state
-        .call(move |runtime| runtime.delete(&name))
-        .await
-        .map_err(described)?;
+        .call_named(path, |runtime, name| runtime.delete(name))
+        .await?;
     Ok(empty_ok())
-}
-
-/// LiteGraph's description of a missing backup on GET and DELETE.
-fn not_found_description(name: &str) -> impl FnOnce(ApiError) -> ApiError + use<> {
-    let description = format!("Unable to find backup with filename {name}");
-    move |error| match error.kind {
-        ErrorKind::NotFound => ApiError::described(ErrorKind::NotFound, description),
-        _ => error,
-    }
 }
 
 /// `POST /v1.0/backups/{f}/verify[?full=true]`: the verdict, 200 whether or not the backup
 /// passed (`Verified` says which).
 async fn verify(
     State(state): State<ApiState>,
-    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    path: Result<Path<String>, PathRejection>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let name = filename(path)?;
     let full = full_check(&uri)?;
-    let described = not_found_description(&name);
     let verdict = state
-        .call(move |runtime| runtime.verify(&name, full))
-        .await
-        .map_err(described)?;
+        .call_named(path, move |runtime, name| runtime.verify(name, full))
+        .await?;
     Ok(json_response(StatusCode::OK, &verdict))
 }
 
@@ -505,14 +506,11 @@ async fn verify(
 /// backup verified and a safety backup was taken.
 async fn restore(
     State(state): State<ApiState>,
-    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let name = filename(path)?;
-    let described = not_found_description(&name);
     let restoration = state
-        .call(move |runtime| runtime.restore(&name))
-        .await
-        .map_err(described)?;
+        .call_named(path, |runtime, name| runtime.restore(name))
+        .await?;
     Ok(json_response(StatusCode::OK, &restoration))
 }
 
@@ -537,26 +535,24 @@ fn full_check(uri: &Uri) -> Result<bool, ApiError> {
 /// guest's answer, on the same blocking thread, through the backup directory.
 async fn open_backup(
     state: &ApiState,
-    name: String,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<(BackupFile, std::fs::File), ApiError> {
-    let described = not_found_description(&name);
     state
-        .call(move |runtime| {
-            let backup = runtime.read(&name)?;
-            let file = runtime.capabilities().backups.open_for_reading(&name)?;
+        .call_named(path, |runtime, name| {
+            let backup = runtime.read(name)?;
+            let file = runtime.capabilities().backups.open_for_reading(name)?;
             Ok((backup, file))
         })
         .await
-        .map_err(described)
 }
 
 /// `GET /v1.0/backups/{f}`: the BackupFile with `Data`, the whole file in base64, streamed
 /// so the server's memory stays flat whatever the backup's size.
 async fn read(
     State(state): State<ApiState>,
-    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let (backup, file) = open_backup(&state, filename(path)?).await?;
+    let (backup, file) = open_backup(&state, path).await?;
     let length = file
         .metadata()
         .map_err(|e| ApiError::internal(format!("stat {}: {e}", backup.filename)))?
@@ -587,10 +583,10 @@ async fn read(
 /// whole file.
 async fn download(
     State(state): State<ApiState>,
-    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (backup, file) = open_backup(&state, filename(path)?).await?;
+    let (backup, file) = open_backup(&state, path).await?;
     let length = file
         .metadata()
         .map_err(|e| ApiError::internal(format!("stat {}: {e}", backup.filename)))?

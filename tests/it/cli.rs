@@ -5,55 +5,12 @@ use std::fs;
 use litegraph_backup_tests::integrity;
 use serde_json::Value;
 
-use crate::support::{Deployment, checksum_tool, stderr, stdout};
+use crate::support::{Deployment, assert_backup_file, checksum_tool, stderr, stdout};
 
-/// The eight non-`Data` BackupFile properties, in LiteGraph's order.
-const PROPERTIES: [&str; 8] = [
-    "Filename",
-    "Length",
-    "MD5Hash",
-    "SHA1Hash",
-    "SHA256Hash",
-    "CreatedUtc",
-    "LastUpdateUtc",
-    "LastAccessUtc",
-];
-
-/// Checks one BackupFile object's shape: property order, types and formats.
-fn assert_backup_file(object: &Value, raw: &str) {
-    let map = object.as_object().expect("an object");
-    let mut keys: Vec<&str> = map.keys().map(String::as_str).collect();
-    let mut expected = PROPERTIES.to_vec();
-    keys.sort_unstable();
-    expected.sort_unstable();
-    assert_eq!(keys, expected, "all eight present, no Data in CLI output");
-    // serde_json's map is sorted; check the order in the text itself.
-    let positions: Vec<usize> = PROPERTIES
-        .iter()
-        .map(|p| raw.find(&format!("\"{p}\":")).expect("present"))
-        .collect();
-    assert!(
-        positions.windows(2).all(|w| w[0] < w[1]),
-        "LiteGraph's property order: {raw}"
-    );
-    assert!(map["Length"].is_u64());
-    for (key, digits) in [("MD5Hash", 32), ("SHA1Hash", 40), ("SHA256Hash", 64)] {
-        let hex = map[key].as_str().expect("a string");
-        assert_eq!(hex.len(), digits, "{key}");
-        assert!(
-            hex.chars()
-                .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)),
-            "{key}: {hex}"
-        );
-    }
-    for key in ["CreatedUtc", "LastUpdateUtc", "LastAccessUtc"] {
-        let date = map[key].as_str().expect("a string");
-        let shape: String = date
-            .chars()
-            .map(|c| if c.is_ascii_digit() { 'd' } else { c })
-            .collect();
-        assert_eq!(shape, "dddd-dd-ddTdd:dd:dd.ddddddZ", "{key}: {date}");
-    }
+/// A BackupFile as the CLI prints it: LiteGraph's shape, never with `Data`.
+fn assert_cli_backup_file(object: &Value, raw: &str) {
+    assert_backup_file(object, raw);
+    assert!(object.get("Data").is_none(), "no Data in CLI output");
 }
 
 #[test]
@@ -72,7 +29,7 @@ fn create_list_show_exists_delete_through_the_binary() {
     let list: Value = serde_json::from_str(&raw).expect("JSON");
     let items = list.as_array().expect("an array");
     assert_eq!(items.len(), 1);
-    assert_backup_file(&items[0], &raw);
+    assert_cli_backup_file(&items[0], &raw);
     assert_eq!(items[0]["Filename"], "x.db");
     assert_eq!(items[0]["Length"], fs::metadata(&copy).expect("stat").len());
     assert_eq!(
@@ -84,7 +41,7 @@ fn create_list_show_exists_delete_through_the_binary() {
     assert_eq!(shown.status.code(), Some(0));
     let raw = stdout(&shown);
     let object: Value = serde_json::from_str(&raw).expect("JSON");
-    assert_backup_file(&object, &raw);
+    assert_cli_backup_file(&object, &raw);
     assert_eq!(object, items[0]);
 
     let text = stdout(&deployment.run(&["show", "x.db"]));
@@ -117,7 +74,7 @@ fn create_with_default_name_prints_it() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let raw = stdout(&output);
     let object: Value = serde_json::from_str(&raw).expect("JSON");
-    assert_backup_file(&object, &raw);
+    assert_cli_backup_file(&object, &raw);
     let name = object["Filename"].as_str().expect("a name");
     assert!(
         name.starts_with("litegraph-backup-") && name.ends_with(".db"),

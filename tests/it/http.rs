@@ -19,23 +19,11 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::client::{ADMIN, Server, request, send};
-use crate::support::Deployment;
+use crate::support::{Deployment, assert_backup_file};
 
 const AUTHENTICATION_FAILED: &str = r#"{"Error":"AuthenticationFailed","Message":"Your authentication material was not accepted.","StatusCode":401}"#;
 const BAD_REQUEST_MESSAGE: &str =
     "We were unable to discern your request.  Please check your URL, query, and request body.";
-
-/// The eight properties every BackupFile carries (the Python SDK requires them all).
-const PROPERTIES: [&str; 8] = [
-    "Filename",
-    "Length",
-    "MD5Hash",
-    "SHA1Hash",
-    "SHA256Hash",
-    "CreatedUtc",
-    "LastUpdateUtc",
-    "LastAccessUtc",
-];
 
 struct Reply {
     status: StatusCode,
@@ -94,32 +82,6 @@ async fn call(
 
 async fn admin(app: &Router, method: &str, uri: &str, body: &str) -> Reply {
     call(app, method, uri, Some("Bearer litegraphadmin"), body).await
-}
-
-/// Checks the BackupFile shape: all eight properties with LiteGraph's JSON types.
-fn assert_backup_file(value: &Value) {
-    let object = value.as_object().expect("an object");
-    for property in PROPERTIES {
-        assert!(
-            object.contains_key(property),
-            "{property} missing from {value}"
-        );
-    }
-    assert!(object["Filename"].is_string());
-    assert!(object["Length"].is_u64());
-    for digest in ["MD5Hash", "SHA1Hash", "SHA256Hash"] {
-        let hex = object[digest].as_str().expect("a string");
-        assert!(
-            hex.chars()
-                .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)),
-            "{hex}"
-        );
-    }
-    for date in ["CreatedUtc", "LastUpdateUtc", "LastAccessUtc"] {
-        let text = object[date].as_str().expect("a string");
-        assert_eq!(text.len(), 27, "yyyy-MM-ddTHH:mm:ss.ffffffZ: {text}");
-        assert!(text.ends_with('Z') && text.as_bytes()[19] == b'.', "{text}");
-    }
 }
 
 #[tokio::test]
@@ -197,7 +159,7 @@ async fn post_creates_a_backup_and_answers_its_backup_file() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.content_type.as_deref(), Some("application/json"));
     let created = reply.json();
-    assert_backup_file(&created);
+    assert_backup_file(&created, &reply.text());
     assert!(created.get("Data").is_none(), "no Data on create");
     let copy = deployment.backup("backup-2025.db");
     assert_eq!(integrity(&copy, true).expect("check"), "ok");
@@ -211,7 +173,7 @@ async fn post_creates_a_backup_and_answers_its_backup_file() {
     let items = listed.json();
     let items = items.as_array().expect("an array");
     assert_eq!(items.len(), 1);
-    assert_backup_file(&items[0]);
+    assert_backup_file(&items[0], &listed.text());
     assert!(items[0].get("Data").is_none(), "no Data in the list");
     assert_eq!(items[0]["SHA256Hash"], created["SHA256Hash"]);
 }
@@ -355,18 +317,9 @@ async fn get_one_carries_the_whole_file_as_base64_data() {
     );
     let reply = admin(&app, "GET", "/v1.0/backups/x.db", "").await;
     assert_eq!(reply.status, 200);
-    let raw = reply.text();
     let value = reply.json();
-    assert_backup_file(&value);
-    let positions: Vec<usize> = PROPERTIES
-        .iter()
-        .chain(["Data"].iter())
-        .map(|p| raw.find(&format!("\"{p}\":")).expect("present"))
-        .collect();
-    assert!(
-        positions.windows(2).all(|w| w[0] < w[1]),
-        "LiteGraph's order, Data last"
-    );
+    assert_backup_file(&value, &reply.text());
+    assert!(value.get("Data").is_some(), "GET one carries Data, last");
     let data = base64::engine::general_purpose::STANDARD
         .decode(value["Data"].as_str().expect("a string"))
         .expect("standard base64");
@@ -664,11 +617,13 @@ async fn verify_and_restore_over_http() {
 
     let verdict = admin(&app, "POST", "/v1.0/backups/a.db/verify?full=true", "").await;
     assert_eq!(verdict.status, 200);
+    let raw = verdict.text();
     let verdict = verdict.json();
     assert_eq!(verdict["Verified"], true);
     assert_eq!(verdict["Check"], "integrity_check");
     assert_eq!(verdict["Problems"], json!([]));
-    assert_backup_file(&verdict["Backup"]);
+    let backup_text = &raw[raw.find("\"Backup\":").expect("a Backup")..];
+    assert_backup_file(&verdict["Backup"], backup_text);
     let bad_flag = admin(&app, "POST", "/v1.0/backups/a.db/verify?full=maybe", "").await;
     assert_eq!(bad_flag.status, 400);
 

@@ -191,3 +191,64 @@ pub fn ignoring_access(backup: &BackupFile) -> BackupFile {
         ..backup.clone()
     }
 }
+
+/// The eight non-`Data` BackupFile properties, in LiteGraph's order. The Python SDK's model
+/// requires all eight in every object.
+pub const BACKUP_FILE_PROPERTIES: [&str; 8] = [
+    "Filename",
+    "Length",
+    "MD5Hash",
+    "SHA1Hash",
+    "SHA256Hash",
+    "CreatedUtc",
+    "LastUpdateUtc",
+    "LastAccessUtc",
+];
+
+/// Checks one BackupFile object: the eight properties with LiteGraph's JSON types and
+/// formats, nothing else but an optional `Data`; and, in `raw` (the JSON text it was parsed
+/// from, whose first object it is), LiteGraph's property order with `Data` last.
+pub fn assert_backup_file(object: &serde_json::Value, raw: &str) {
+    let map = object.as_object().expect("an object");
+    for property in BACKUP_FILE_PROPERTIES {
+        assert!(
+            map.contains_key(property),
+            "{property} missing from {object}"
+        );
+    }
+    for key in map.keys() {
+        assert!(
+            BACKUP_FILE_PROPERTIES.contains(&key.as_str()) || key == "Data",
+            "unexpected {key} in {object}"
+        );
+    }
+    let order = BACKUP_FILE_PROPERTIES
+        .iter()
+        .chain(map.contains_key("Data").then_some(&"Data"));
+    let positions: Vec<usize> = order
+        .map(|p| raw.find(&format!("\"{p}\":")).expect("present in the text"))
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "LiteGraph's property order: {raw:.300}"
+    );
+    assert!(map["Filename"].is_string());
+    assert!(map["Length"].is_u64());
+    for (key, digits) in [("MD5Hash", 32), ("SHA1Hash", 40), ("SHA256Hash", 64)] {
+        let hex = map[key].as_str().expect("a string");
+        assert_eq!(hex.len(), digits, "{key}");
+        assert!(
+            hex.chars()
+                .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)),
+            "{key}: {hex}"
+        );
+    }
+    for key in ["CreatedUtc", "LastUpdateUtc", "LastAccessUtc"] {
+        let date = map[key].as_str().expect("a string");
+        let shape: String = date
+            .chars()
+            .map(|c| if c.is_ascii_digit() { 'd' } else { c })
+            .collect();
+        assert_eq!(shape, "dddd-dd-ddTdd:dd:dd.ddddddZ", "{key}: {date}");
+    }
+}
