@@ -531,17 +531,21 @@ fn full_check(uri: &Uri) -> Result<bool, ApiError> {
     }
 }
 
-/// The guest's view of a backup, and the file opened for reading: opened right after the
-/// guest's answer, on the same blocking thread, through the backup directory.
+/// The guest's view of a backup, the file opened for reading (right after the guest's
+/// answer, on the same blocking thread, through the backup directory) and its length.
 async fn open_backup(
     state: &ApiState,
     path: Result<Path<String>, PathRejection>,
-) -> Result<(BackupFile, std::fs::File), ApiError> {
+) -> Result<(BackupFile, std::fs::File, u64), ApiError> {
     state
         .call_named(path, |runtime, name| {
             let backup = runtime.read(name)?;
             let file = runtime.capabilities().backups.open_for_reading(name)?;
-            Ok((backup, file))
+            let length = file
+                .metadata()
+                .map_err(|e| Error::Io(format!("stat {name}: {e}")))?
+                .len();
+            Ok((backup, file, length))
         })
         .await
 }
@@ -552,11 +556,7 @@ async fn read(
     State(state): State<ApiState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let (backup, file) = open_backup(&state, path).await?;
-    let length = file
-        .metadata()
-        .map_err(|e| ApiError::internal(format!("stat {}: {e}", backup.filename)))?
-        .len();
+    let (backup, file, length) = open_backup(&state, path).await?;
     let mut head =
         serde_json::to_vec(&backup).map_err(|e| ApiError::internal(format!("serialize: {e}")))?;
     head.pop(); // the closing brace: `Data` goes last, as LiteGraph orders it
@@ -586,11 +586,7 @@ async fn download(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (backup, file) = open_backup(&state, path).await?;
-    let length = file
-        .metadata()
-        .map_err(|e| ApiError::internal(format!("stat {}: {e}", backup.filename)))?
-        .len();
+    let (backup, file, length) = open_backup(&state, path).await?;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, start, end) = match byte_range(range, length) {
         RangeRequest::Whole => (StatusCode::OK, 0, length),

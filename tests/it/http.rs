@@ -84,6 +84,13 @@ async fn admin(app: &Router, method: &str, uri: &str, body: &str) -> Reply {
     call(app, method, uri, Some("Bearer litegraphadmin"), body).await
 }
 
+/// Makes a backup through the API, which must answer 200.
+async fn create(app: &Router, name: &str) {
+    let body = format!(r#"{{"Filename":"{name}"}}"#);
+    let reply = admin(app, "POST", "/v1.0/backups", &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
 #[tokio::test]
 async fn every_backup_route_requires_the_admin_token() {
     let deployment = Deployment::with_nodes(10);
@@ -265,12 +272,7 @@ async fn existing_name_is_a_conflict_and_the_original_stays() {
 async fn read_exists_delete_answer_like_litegraph() {
     let deployment = Deployment::with_nodes(10);
     let app = app(&deployment);
-    assert_eq!(
-        admin(&app, "POST", "/v1.0/backups", r#"{"Filename":"x.db"}"#)
-            .await
-            .status,
-        200
-    );
+    create(&app, "x.db").await;
 
     let head = admin(&app, "HEAD", "/v1.0/backups/x.db", "").await;
     assert_eq!((head.status.as_u16(), head.body.len()), (200, 0));
@@ -309,12 +311,7 @@ async fn read_exists_delete_answer_like_litegraph() {
 async fn get_one_carries_the_whole_file_as_base64_data() {
     let deployment = Deployment::with_nodes(500);
     let app = app(&deployment);
-    assert_eq!(
-        admin(&app, "POST", "/v1.0/backups", r#"{"Filename":"x.db"}"#)
-            .await
-            .status,
-        200
-    );
+    create(&app, "x.db").await;
     let reply = admin(&app, "GET", "/v1.0/backups/x.db", "").await;
     assert_eq!(reply.status, 200);
     let value = reply.json();
@@ -333,12 +330,7 @@ async fn get_one_carries_the_whole_file_as_base64_data() {
 async fn download_serves_raw_bytes_and_single_ranges() {
     let deployment = Deployment::with_nodes(200);
     let app = app(&deployment);
-    assert_eq!(
-        admin(&app, "POST", "/v1.0/backups", r#"{"Filename":"x.db"}"#)
-            .await
-            .status,
-        200
-    );
+    create(&app, "x.db").await;
     let file = std::fs::read(deployment.backup("x.db")).expect("read");
     let length = file.len();
 
@@ -402,12 +394,7 @@ async fn download_serves_raw_bytes_and_single_ranges() {
 async fn traversal_in_the_path_is_refused_and_changes_nothing() {
     let deployment = Deployment::with_nodes(10);
     let app = app(&deployment);
-    assert_eq!(
-        admin(&app, "POST", "/v1.0/backups", r#"{"Filename":"keep.db"}"#)
-            .await
-            .status,
-        200
-    );
+    create(&app, "keep.db").await;
     let before = deployment.tree();
     for name in [
         "%2e%2e%2fkeep.db",
@@ -608,12 +595,7 @@ async fn router_mounts_in_another_axum_server() {
 async fn verify_and_restore_over_http() {
     let deployment = Deployment::with_nodes(300);
     let app = app(&deployment);
-    assert_eq!(
-        admin(&app, "POST", "/v1.0/backups", r#"{"Filename":"a.db"}"#)
-            .await
-            .status,
-        200
-    );
+    create(&app, "a.db").await;
 
     let verdict = admin(&app, "POST", "/v1.0/backups/a.db/verify?full=true", "").await;
     assert_eq!(verdict.status, 200);
@@ -748,12 +730,7 @@ async fn openapi_document_lists_exactly_the_routes_of_the_router() {
     // Every route is really routed: with an existing backup, none is a routing 404 or a 405.
     let deployment = Deployment::with_nodes(10);
     let app = app(&deployment);
-    assert_eq!(
-        admin(&app, "POST", "/v1.0/backups", r#"{"Filename":"x.db"}"#)
-            .await
-            .status,
-        200
-    );
+    create(&app, "x.db").await;
     let deletes_last = routed
         .iter()
         .filter(|(m, _)| m != "DELETE")
