@@ -49,6 +49,16 @@ pub fn sidecar_name(name: &str) -> String {
     sidecar
 }
 
+/// Whether `name` is a sidecar's name (of some backup).
+pub fn is_sidecar(name: &str) -> bool {
+    name.len() == SIDECAR_LENGTH
+        && name.starts_with(".lgb-")
+        && name.ends_with(".meta")
+        && name[5..69].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+const SIDECAR_LENGTH: usize = 5 + 64 + 5;
+
 impl Metadata {
     /// The sidecar's content.
     pub fn encode(&self) -> Vec<u8> {
@@ -179,5 +189,14 @@ mod tests {
         assert!(a.len() < 255);
         assert_ne!(a, sidecar_name("b.db"));
         assert!(crate::names::check(&a).is_err());
+        assert!(is_sidecar(&a) && is_sidecar(&long));
+        for other in [
+            "x.db",
+            ".lgb-1-2-3.tmp",
+            ".lgb-operation.lock",
+            ".lgb-.meta",
+        ] {
+            assert!(!is_sidecar(other), "{other}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use crate::litegraph::backup::snapshot::SnapshotFile;
 use crate::litegraph::backup::types::{
     BackupFile, Datetime, Error, FileDigests, FileStat, Restoration, Verification,
 };
-use crate::metadata::{Metadata, sidecar_name};
+use crate::metadata::{Metadata, is_sidecar, sidecar_name};
 use crate::names;
 
 /// How many numbered variants of the default name are tried before giving up.
@@ -94,13 +94,14 @@ impl<H: Host> Service<H> {
     /// temporaries and sidecars (leading `.`) never show. A backup that vanishes while the
     /// list is being made (a concurrent delete) is left out rather than failing the list.
     pub fn list(&self) -> Result<Vec<BackupFile>, Error> {
-        let mut candidates: Vec<String> = self
-            .host
-            .list()?
-            .into_iter()
+        let entries = self.host.list()?;
+        let mut candidates: Vec<String> = entries
+            .iter()
             .filter(|name| names::check(name).is_ok())
+            .cloned()
             .collect();
         candidates.sort();
+        self.forget_orphans(&entries, &candidates)?;
         let mut backups = Vec::with_capacity(candidates.len());
         for name in candidates {
             match self.describe(&name) {
@@ -110,6 +111,24 @@ impl<H: Host> Service<H> {
             }
         }
         Ok(backups)
+    }
+
+    /// Removes the sidecars of backups that are gone (deleted by hand), so that a file
+    /// copied in later under the same name starts with a record of its own. A sidecar is
+    /// written only after its backup is published and removed before it, so one without its
+    /// backup in the same listing is an orphan.
+    fn forget_orphans(&self, entries: &[String], backups: &[String]) -> Result<(), Error> {
+        let owned: Vec<String> = backups.iter().map(|name| sidecar_name(name)).collect();
+        for orphan in entries
+            .iter()
+            .filter(|name| is_sidecar(name) && !owned.contains(name))
+        {
+            match self.host.remove(orphan) {
+                Ok(()) | Err(Error::NotFound) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
     }
 
     /// One backup's metadata.
@@ -140,9 +159,23 @@ impl<H: Host> Service<H> {
     /// What fails is reported in the verdict, not as an error.
     pub fn verify(&self, name: &str, full: bool) -> Result<Verification, Error> {
         check(name)?;
-        let (metadata, stat) = self.record(name)?;
-        let actual = self.host.digests(name)?;
+        let (metadata, stat, recorded_now) = self.record(name)?;
+        let actual = if recorded_now {
+            metadata.digests.clone()
+        } else {
+            self.host.digests(name)?
+        };
         let mut problems = Vec::new();
+        if !recorded_now
+            && stat.created.is_some()
+            && metadata.birth.is_some()
+            && stat.created != metadata.birth
+        {
+            problems.push(
+                "the file was replaced since its digests were recorded (its birth time changed)"
+                    .to_owned(),
+            );
+        }
         if stat.length != metadata.length {
             problems.push(format!(
                 "length differs: recorded {} bytes, now {} bytes",
@@ -173,6 +206,7 @@ impl<H: Host> Service<H> {
             backup: backup_file(metadata, &stat),
             actual,
             full,
+            recorded_now,
             problems,
         })
     }
@@ -246,24 +280,26 @@ impl<H: Host> Service<H> {
 
     /// A backup's metadata, as LiteGraph shows it.
     fn describe(&self, name: &str) -> Result<BackupFile, Error> {
-        let (metadata, stat) = self.record(name)?;
+        let (metadata, stat, _) = self.record(name)?;
         Ok(backup_file(metadata, &stat))
     }
 
-    /// A backup's record from its sidecar, with the file's current stat; computed and
-    /// recorded once when there is no sidecar that applies to this file (a backup copied in
-    /// by hand, or an interrupted create). Never reads the backup when the record applies.
-    fn record(&self, name: &str) -> Result<(Metadata, FileStat), Error> {
+    /// A backup's record from its sidecar, with the file's current stat, and whether the
+    /// record was made just now: it is computed and recorded once, when there is none (a
+    /// backup copied in by hand, or an interrupted create). Never reads the backup when
+    /// there is a record. A record, once made, stands until the backup is deleted: a file
+    /// changed or replaced under its name keeps the record of what was backed up, which is
+    /// what lets `verify` notice.
+    fn record(&self, name: &str) -> Result<(Metadata, FileStat, bool), Error> {
         let stat = self.host.stat(name)?;
         let sidecar = sidecar_name(name);
         let recorded = match self.host.read(&sidecar) {
-            Ok(bytes) => Metadata::decode(&bytes)
-                .filter(|m| m.filename == name && (m.birth.is_none() || m.birth == stat.created)),
+            Ok(bytes) => Metadata::decode(&bytes).filter(|m| m.filename == name),
             Err(Error::NotFound) => None,
             Err(error) => return Err(error),
         };
         let metadata = match recorded {
-            Some(metadata) => metadata,
+            Some(metadata) => return Ok((metadata, stat, false)),
             None => {
                 let metadata = Metadata {
                     filename: name.to_owned(),
@@ -276,7 +312,7 @@ impl<H: Host> Service<H> {
                 metadata
             }
         };
-        Ok((metadata, stat))
+        Ok((metadata, stat, true))
     }
 }
 
@@ -543,16 +579,53 @@ mod tests {
     }
 
     #[test]
-    fn replaced_file_gets_fresh_metadata_but_edited_file_keeps_its_record() {
-        let host = FakeHost::with_database(b"original");
+    fn verify_of_a_never_seen_file_records_it_and_hashes_once() {
+        let host = FakeHost::with_database(b"db");
+        host.put("copied.db", b"SQLite from elsewhere");
+        let service = Service::new(&host);
+        let verdict = service.verify("copied.db", false).unwrap();
+        assert!(verdict.recorded_now);
+        assert_eq!(verdict.problems, Vec::<String>::new());
+        assert_eq!(host.hashed.get(), 1, "recorded, not hashed twice");
+        let again = service.verify("copied.db", false).unwrap();
+        assert!(!again.recorded_now);
+        assert_eq!(again.problems, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_record_stands_until_the_backup_is_deleted() {
+        let host = FakeHost::with_database(b"SQLite original");
         let service = Service::new(&host);
         let made = service.create(Some("x.db".into())).unwrap();
-        // Edited in place: same birth time, so the recorded digests stand (verify's job).
-        host.files.borrow_mut().get_mut("x.db").unwrap().bytes = b"tampered".to_vec();
+        // Edited in place, or replaced by another file under the same name: the record of
+        // what was backed up stands, and verify says what happened.
+        host.files.borrow_mut().get_mut("x.db").unwrap().bytes = b"SQLite tampered".to_vec();
         assert_eq!(service.read("x.db").unwrap().sha256_hash, made.sha256_hash);
-        // Deleted and copied in again by hand: a new file, so it is hashed afresh.
-        host.put("x.db", b"another file entirely");
-        assert_ne!(service.read("x.db").unwrap().sha256_hash, made.sha256_hash);
+        host.put("x.db", b"SQLite another file entirely");
+        assert_eq!(service.read("x.db").unwrap().sha256_hash, made.sha256_hash);
+        let verdict = service.verify("x.db", false).unwrap();
+        let problems = verdict.problems.join("\n");
+        assert!(
+            problems.contains("replaced since its digests were recorded"),
+            "{problems}"
+        );
+        assert!(problems.contains("SHA-256 differs"), "{problems}");
+        assert!(!verdict.recorded_now);
+    }
+
+    #[test]
+    fn a_backup_deleted_by_hand_leaves_no_record_behind() {
+        let host = FakeHost::with_database(b"SQLite original");
+        let service = Service::new(&host);
+        let made = service.create(Some("x.db".into())).unwrap();
+        host.files.borrow_mut().remove("x.db");
+        assert_eq!(service.list().unwrap(), vec![]);
+        assert!(host.names().is_empty(), "the orphaned sidecar is gone");
+        host.put("x.db", b"SQLite copied in later");
+        let verdict = service.verify("x.db", false).unwrap();
+        assert!(verdict.recorded_now);
+        assert_eq!(verdict.problems, Vec::<String>::new());
+        assert_ne!(verdict.backup.sha256_hash, made.sha256_hash);
     }
 
     #[test]

@@ -256,7 +256,7 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let dir = settings.backups.display();
     match &cli.command {
         Command::Create { name } => {
-            let made_directory = ensure_directory(&settings.backups)?;
+            let made_directories = ensure_directory(&settings.backups)?;
             let created = settings.runtime().and_then(|runtime| {
                 runtime
                     .create(name.as_deref())
@@ -265,10 +265,10 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
             let backup = match created {
                 Ok(backup) => backup,
                 Err(e) => {
-                    if made_directory {
-                        // A refused create leaves nothing behind, not even the directory;
-                        // `remove_dir` only removes it while it is empty.
-                        let _ = std::fs::remove_dir(&settings.backups);
+                    // A refused create leaves nothing behind, not even the directories it
+                    // made; `remove_dir` only removes one while it is empty.
+                    for made in made_directories.iter().rev() {
+                        let _ = std::fs::remove_dir(made);
                     }
                     return Err(e);
                 }
@@ -332,6 +332,12 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome> {
                 .map_err(|e| explain(e, Some(name), &settings.backups))?;
             if cli.json {
                 writeln!(out, "{}", serde_json::to_string(&verdict)?)?;
+            } else if verdict.verified && verdict.digests_recorded_now {
+                writeln!(
+                    out,
+                    "{name}: OK ({} ok; no digests had been recorded for it, so they were recorded now)",
+                    verdict.check
+                )?;
             } else if verdict.verified {
                 writeln!(out, "{name}: OK (digests match, {} ok)", verdict.check)?;
             } else {
@@ -441,14 +447,24 @@ async fn shutdown_signal() {
     }
 }
 
-/// Creates the backup directory when it is missing; tells whether it did.
-fn ensure_directory(path: &Path) -> anyhow::Result<bool> {
-    if path.is_dir() {
-        return Ok(false);
+/// Creates the backup directory and any missing parents; returns those it made, outermost
+/// first.
+fn ensure_directory(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let missing: Vec<PathBuf> = path
+        .ancestors()
+        .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+        .map(Path::to_owned)
+        .collect();
+    let outermost_first: Vec<PathBuf> = missing.into_iter().rev().collect();
+    for (made, dir) in outermost_first.iter().enumerate() {
+        if let Err(e) = std::fs::create_dir(dir) {
+            for undo in outermost_first[..made].iter().rev() {
+                let _ = std::fs::remove_dir(undo);
+            }
+            anyhow::bail!("cannot create backup directory {}: {e}", dir.display());
+        }
     }
-    std::fs::create_dir_all(path)
-        .map_err(|e| anyhow::anyhow!("cannot create backup directory {}: {e}", path.display()))?;
-    Ok(true)
+    Ok(outermost_first)
 }
 
 /// One line a person can act on, naming what the error is about.

@@ -225,7 +225,7 @@ pub async fn serve(
 }
 
 /// LiteGraph's error kinds (`ApiErrorEnum`) that this API can answer, plus two of our own
-/// for what LiteGraph has no word for (405 and 416).
+/// for statuses LiteGraph never sends (405 and 416; its `InvalidRange` is a 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     AuthenticationFailed,
@@ -237,7 +237,7 @@ pub enum ErrorKind {
     RequestTimeout,
     InternalError,
     MethodNotAllowed,
-    InvalidRange,
+    RangeNotSatisfiable,
 }
 
 impl ErrorKind {
@@ -251,7 +251,7 @@ impl ErrorKind {
             ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorKind::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            ErrorKind::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
         }
     }
 
@@ -273,9 +273,7 @@ impl ErrorKind {
             ErrorKind::RequestTimeout => "The request timed out before it could be completed.",
             ErrorKind::InternalError => "An internal error has been encountered.",
             ErrorKind::MethodNotAllowed => "The requested method is not allowed on this resource.",
-            ErrorKind::InvalidRange => {
-                "An invalid range has been supplied and cannot be fulfilled."
-            }
+            ErrorKind::RangeNotSatisfiable => "The requested range lies beyond the file.",
         }
     }
 
@@ -290,7 +288,7 @@ impl ErrorKind {
             ErrorKind::RequestTimeout => "RequestTimeout",
             ErrorKind::InternalError => "InternalError",
             ErrorKind::MethodNotAllowed => "MethodNotAllowed",
-            ErrorKind::InvalidRange => "InvalidRange",
+            ErrorKind::RangeNotSatisfiable => "RangeNotSatisfiable",
         }
     }
 }
@@ -593,7 +591,7 @@ async fn download(
         RangeRequest::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end),
         RangeRequest::Unsatisfiable => {
             let mut response = ApiError::described(
-                ErrorKind::InvalidRange,
+                ErrorKind::RangeNotSatisfiable,
                 format!("The backup is {length} bytes long."),
             )
             .into_response();

@@ -5,6 +5,7 @@
 //! interface ([`Runtime`]), the guest decides and calls the capabilities ([`store`],
 //! [`snapshot`]), and the answer goes back out as a [`BackupFile`] or an [`Error`].
 
+mod budget;
 pub mod cli;
 pub mod digests;
 pub mod http;

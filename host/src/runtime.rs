@@ -13,6 +13,7 @@ use wasmtime::{
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{self, BackupServicePre};
+use crate::budget::Budget;
 use crate::snapshot::{LiveDatabase, SnapshotCtx};
 use crate::store::{BackupDir, StoreCtx};
 use crate::wire::{BackupFile, Restoration, Verification};
@@ -264,6 +265,9 @@ impl Runtime {
         let allowed = limits.guest_time;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |ctx| {
+            if let Some(why) = ctx.data().budget.exceeded() {
+                wasmtime::bail!("{why}");
+            }
             let used = ctx.data().clock.guest_time();
             if used > allowed {
                 wasmtime::bail!(
@@ -353,6 +357,7 @@ impl GuestClock {
 
 /// One operation's state: the capabilities' contexts, WASI's empty context, the limits.
 pub(crate) struct Ctx {
+    budget: Budget,
     store: StoreCtx,
     snapshot: SnapshotCtx,
     wasi: WasiCtx,
@@ -363,12 +368,15 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     fn new(capabilities: &Capabilities, limits: &Limits) -> Ctx {
+        let budget = Budget::default();
         Ctx {
-            store: StoreCtx::new(Arc::clone(&capabilities.backups)),
+            store: StoreCtx::new(Arc::clone(&capabilities.backups), budget.clone()),
             snapshot: SnapshotCtx::new(
                 Arc::clone(&capabilities.database),
                 Arc::clone(&capabilities.backups),
+                budget.clone(),
             ),
+            budget,
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             memory_bytes: limits.memory_bytes,

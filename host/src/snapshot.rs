@@ -12,6 +12,7 @@ use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::litegraph::backup::snapshot::{self, SnapshotFile};
 use crate::bindings::{Error, FileDigests};
+use crate::budget::{Budget, Heavy};
 use crate::digests::digests;
 use crate::store::{BackupDir, OperationLock, Temporary};
 
@@ -94,7 +95,13 @@ impl LiveDatabase {
                 _ => return Err(Error::Io("the online restore stopped early".into())),
             }
         }
-        run_check(&live, false)
+        run_check(&live, false)?;
+        // In WAL mode the restored pages are in the WAL: copy them into the database file
+        // itself, so that the file alone holds the restored content. PASSIVE never waits;
+        // pages an older reader still needs are copied by the next checkpoint. A no-op for
+        // a rollback-journal database.
+        live.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(sqlite_error)
     }
 
     /// Copies the whole database, as of one read transaction, into the (empty, existing)
@@ -208,16 +215,22 @@ fn sqlite_error(e: rusqlite::Error) -> Error {
 pub struct SnapshotCtx {
     database: Arc<LiveDatabase>,
     backups: Arc<BackupDir>,
+    budget: Budget,
     temporaries: Vec<Temporary>,
     /// Held from this operation's first snapshot or restore until it ends.
     exclusive: Option<OperationLock>,
 }
 
 impl SnapshotCtx {
-    pub fn new(database: Arc<LiveDatabase>, backups: Arc<BackupDir>) -> SnapshotCtx {
+    pub(crate) fn new(
+        database: Arc<LiveDatabase>,
+        backups: Arc<BackupDir>,
+        budget: Budget,
+    ) -> SnapshotCtx {
         SnapshotCtx {
             database,
             backups,
+            budget,
             temporaries: Vec::new(),
             exclusive: None,
         }
@@ -255,6 +268,7 @@ pub(crate) fn add_to_linker<T: 'static>(
 
 impl snapshot::Host for SnapshotCtx {
     fn take(&mut self) -> Result<SnapshotFile, Error> {
+        self.budget.snapshot()?;
         // Connect first: without a database, nothing at all is created.
         let source = self.database.connect()?;
         self.hold_exclusive()?;
@@ -300,11 +314,13 @@ impl snapshot::Host for SnapshotCtx {
     }
 
     fn check(&mut self, name: String, full: bool) -> Result<(), Error> {
+        self.budget.heavy(Heavy::Check, &name)?;
         let path = self.backups.path_of_regular_file(&name)?;
         run_check(&open_backup(&path)?, full)
     }
 
     fn restore(&mut self, name: String) -> Result<(), Error> {
+        self.budget.heavy(Heavy::Restore, &name)?;
         let path = self.backups.path_of_regular_file(&name)?;
         let live = self.database.connect()?;
         self.hold_exclusive()?;

@@ -14,6 +14,7 @@ use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::litegraph::backup::store;
 use crate::bindings::{Datetime, Error, FileDigests, FileStat};
+use crate::budget::{Budget, Heavy};
 use crate::digests::digests;
 
 /// The most `read` returns and `write` accepts: sidecar metadata, never a backup.
@@ -381,11 +382,12 @@ fn file_stat(metadata: &Metadata) -> FileStat {
 /// The `store` capability's per-operation context.
 pub struct StoreCtx {
     backups: Arc<BackupDir>,
+    budget: Budget,
 }
 
 impl StoreCtx {
-    pub fn new(backups: Arc<BackupDir>) -> StoreCtx {
-        StoreCtx { backups }
+    pub(crate) fn new(backups: Arc<BackupDir>, budget: Budget) -> StoreCtx {
+        StoreCtx { backups, budget }
     }
 }
 
@@ -405,10 +407,13 @@ pub(crate) fn add_to_linker<T: 'static>(
 
 impl store::Host for StoreCtx {
     fn now(&mut self) -> Datetime {
+        // Refused or not, the time is harmless; the call still counts.
+        let _ = self.budget.call();
         datetime(SystemTime::now())
     }
 
     fn list(&mut self) -> Result<Vec<String>, Error> {
+        self.budget.call()?;
         let listing = |e: io::Error| Error::Io(format!("list the backup directory: {e}"));
         let mut names = Vec::new();
         for entry in self.backups.dir.entries().map_err(listing)? {
@@ -423,11 +428,13 @@ impl store::Host for StoreCtx {
     }
 
     fn stat(&mut self, name: String) -> Result<FileStat, Error> {
+        self.budget.call()?;
         let metadata = self.backups.regular_file(confine(&name)?)?;
         Ok(file_stat(&metadata))
     }
 
     fn digests(&mut self, name: String) -> Result<FileDigests, Error> {
+        self.budget.heavy(Heavy::Digests, &name)?;
         let file = self.backups.open_regular(confine(&name)?)?;
         let d = digests(file).map_err(|e| failed("read", &name, e))?;
         Ok(FileDigests {
@@ -438,6 +445,7 @@ impl store::Host for StoreCtx {
     }
 
     fn read(&mut self, name: String) -> Result<Vec<u8>, Error> {
+        self.budget.call()?;
         let file = self.backups.open_regular(confine(&name)?)?;
         let mut contents = Vec::new();
         file.take(SMALL_FILE_BYTES + 1)
@@ -452,7 +460,13 @@ impl store::Host for StoreCtx {
     }
 
     fn write(&mut self, name: String, contents: Vec<u8>) -> Result<(), Error> {
+        self.budget.write(contents.len())?;
         confine(&name)?;
+        if !(name.starts_with('.') && name.ends_with(".meta")) {
+            return Err(Error::NotPermitted(format!(
+                "{name:?}: write is for metadata files (.*.meta) only"
+            )));
+        }
         if contents.len() as u64 > SMALL_FILE_BYTES {
             return Err(Error::Io(format!(
                 "write {name}: larger than {SMALL_FILE_BYTES} bytes"
@@ -462,11 +476,13 @@ impl store::Host for StoreCtx {
     }
 
     fn rename_noreplace(&mut self, source: String, target: String) -> Result<(), Error> {
+        self.budget.call()?;
         self.backups
             .rename_noreplace(confine(&source)?, confine(&target)?)
     }
 
     fn remove(&mut self, name: String) -> Result<(), Error> {
+        self.budget.call()?;
         self.backups.regular_file(confine(&name)?)?;
         self.backups
             .dir

@@ -53,6 +53,10 @@ pub struct Verification {
     /// `quick_check` or `integrity_check`.
     #[serde(rename = "Check")]
     pub check: &'static str,
+    /// No digests had been recorded for this file (copied in by hand, never listed): they
+    /// were recorded now, so only SQLite's check speaks for it.
+    #[serde(rename = "DigestsRecordedNow")]
+    pub digests_recorded_now: bool,
     /// Each failed check, one sentence each.
     #[serde(rename = "Problems")]
     pub problems: Vec<String>,
@@ -84,6 +88,7 @@ impl From<bindings::Verification> for Verification {
             } else {
                 "quick_check"
             },
+            digests_recorded_now: v.recorded_now,
             problems: v.problems,
             backup: v.backup.into(),
             actual: ActualDigests {

@@ -116,6 +116,29 @@ fn missing_database_exits_2_and_creates_nothing() {
 }
 
 #[test]
+fn refused_create_removes_every_directory_it_made() {
+    let deployment = Deployment::with_nodes(10);
+    let before = deployment.tree();
+    let nested = deployment.root.path().join("new/sub/backups");
+    let create = |name: &str| {
+        std::process::Command::new(crate::support::cli_binary())
+            .arg("--database")
+            .arg(&deployment.database)
+            .arg("--backups")
+            .arg(&nested)
+            .args(["create", name])
+            .output()
+            .expect("run")
+    };
+    let refused = create("../x.db");
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert_eq!(deployment.tree(), before, "not even new/ is left");
+    let made = create("x.db");
+    assert_eq!(made.status.code(), Some(0), "{}", stderr(&made));
+    assert!(nested.join("x.db").is_file());
+}
+
+#[test]
 fn missing_backup_directory_is_a_clear_error_for_reads() {
     let deployment = Deployment::with_nodes(10);
     fs::remove_dir(&deployment.backups).expect("remove");

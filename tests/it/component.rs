@@ -167,25 +167,59 @@ fn hand_copied_backup_is_listed_and_hashed_once() {
 }
 
 #[test]
-fn replaced_backup_is_hashed_afresh() {
+fn a_backup_replaced_under_its_name_keeps_its_record_and_fails_verify() {
     let deployment = Deployment::with_nodes(20);
     let runtime = deployment.runtime();
     let made = runtime.create(Some("x.db")).expect("create");
-    // Removed and another file copied in under the same name by hand: a new file (new birth
-    // time), so the old record does not apply to it.
-    fs::remove_file(deployment.backup("x.db")).expect("remove by hand");
-    fs::write(deployment.backup("x.db"), b"not the same bytes").expect("copy in");
+    // Replaced the way most tools rewrite a file: a new file renamed over the old one.
+    let stand_in = deployment.root.path().join("stand-in.db");
+    fs::copy(&deployment.database, &stand_in).expect("copy");
+    litegraph_backup_tests::create_litegraph_database(&stand_in, 5).expect("change it");
+    fs::rename(&stand_in, deployment.backup("x.db")).expect("rename over the backup");
+
     let read = runtime.read("x.db").expect("read");
+    assert_eq!(
+        read.sha256_hash, made.sha256_hash,
+        "the record of what was backed up stands"
+    );
+    let verdict = runtime.verify("x.db", false).expect("a verdict");
+    assert!(!verdict.verified);
+    let problems = verdict.problems.join("\n");
+    assert!(problems.contains("SHA-256 differs"), "{problems}");
     if fs::metadata(deployment.backup("x.db"))
         .and_then(|m| m.created())
         .is_ok()
     {
-        assert_ne!(read.sha256_hash, made.sha256_hash);
-        assert_eq!(
-            read.sha256_hash,
-            file_sha256(&deployment.backup("x.db")).expect("hash")
+        assert!(
+            problems.contains("replaced since its digests were recorded"),
+            "{problems}"
         );
     }
+    assert!(matches!(runtime.restore("x.db"), Err(Error::Corrupt(_))));
+}
+
+#[test]
+fn a_backup_deleted_by_hand_and_copied_in_again_gets_a_record_of_its_own() {
+    let deployment = Deployment::with_nodes(20);
+    let runtime = deployment.runtime();
+    runtime.create(Some("x.db")).expect("create");
+    fs::remove_file(deployment.backup("x.db")).expect("delete by hand");
+    assert_eq!(
+        runtime.list(),
+        Ok(vec![]),
+        "the listing forgets it, sidecar and all"
+    );
+    assert!(
+        deployment.backup_dir_entries().is_empty(),
+        "{:?}",
+        deployment.backup_dir_entries()
+    );
+    fs::write(deployment.backup("x.db"), b"not the same bytes").expect("copy in");
+    let read = runtime.read("x.db").expect("read");
+    assert_eq!(
+        read.sha256_hash,
+        file_sha256(&deployment.backup("x.db")).expect("hash")
+    );
     assert_eq!(read.length, 18);
 }
 

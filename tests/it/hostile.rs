@@ -73,6 +73,36 @@ fn each_misbehaviour_ends_in_a_clean_error_and_the_runtime_goes_on() {
 }
 
 #[test]
+fn a_guest_cannot_make_the_host_work_without_end() {
+    let deployment = bait();
+    let before = deployment.tree();
+    let runtime = hostile(&deployment);
+    for behaviour in ["flood", "hoard", "rehash"] {
+        let result = runtime.create(Some(behaviour));
+        assert!(
+            matches!(&result, Err(Error::Guest(why)) if why.contains("exceeded its budget")),
+            "{behaviour}: {result:?}"
+        );
+    }
+    // No second snapshot was taken, and the one allowed is gone with its operation.
+    assert_eq!(deployment.tree(), before);
+    assert_eq!(runtime.exists("inside.txt"), Ok(true), "still serving");
+}
+
+#[test]
+fn a_guest_cannot_write_over_backups_or_the_hosts_files() {
+    let deployment = bait();
+    let before = deployment.tree();
+    let result = hostile(&deployment).create(Some("overwrite"));
+    assert_eq!(
+        result,
+        Err(Error::NotPermitted("all writes refused".into())),
+        "writes are for metadata files only"
+    );
+    assert_eq!(deployment.tree(), before);
+}
+
+#[test]
 fn every_escape_is_refused_by_the_host() {
     let deployment = bait();
     let passwd = file_sha256("/etc/passwd".as_ref()).ok();

@@ -50,6 +50,10 @@ fn restore_brings_back_the_backup_and_keeps_a_verified_safety_backup() {
         content_digest(&deployment.database).expect("digest"),
         backed_up
     );
+    // In the file itself, not only in its WAL: a copy of litegraph.db alone has it.
+    let file_alone = deployment.root.path().join("file-alone.db");
+    fs::copy(&deployment.database, &file_alone).expect("copy the file alone");
+    assert_eq!(content_digest(&file_alone).expect("digest"), backed_up);
     assert_eq!(
         row_counts(&deployment.database).expect("counts"),
         row_counts(&deployment.backup("a.db")).expect("counts")
