@@ -1,6 +1,8 @@
 //! The backup service's decisions, written against the host's capabilities as a trait so that
 //! they run natively in tests as well as in the component.
 
+use std::collections::BTreeSet;
+
 use crate::litegraph::backup::snapshot::SnapshotFile;
 use crate::litegraph::backup::types::{
     BackupFile, Datetime, Error, FileDigests, FileStat, Restoration, Verification,
@@ -118,10 +120,10 @@ impl<H: Host> Service<H> {
     /// written only after its backup is published and removed before it, so one without its
     /// backup in the same listing is an orphan.
     fn forget_orphans(&self, entries: &[String], backups: &[String]) -> Result<(), Error> {
-        let owned: Vec<String> = backups.iter().map(|name| sidecar_name(name)).collect();
+        let owned: BTreeSet<String> = backups.iter().map(|name| sidecar_name(name)).collect();
         for orphan in entries
             .iter()
-            .filter(|name| is_sidecar(name) && !owned.contains(name))
+            .filter(|name| is_sidecar(name) && !owned.contains(name.as_str()))
         {
             match self.host.remove(orphan) {
                 Ok(()) | Err(Error::NotFound) => {}
