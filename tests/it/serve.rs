@@ -114,6 +114,21 @@ fn curl(args: &[&str]) -> (u16, String) {
     (status.trim().parse().expect("a status"), body.to_owned())
 }
 
+/// The docs' existence check, `curl -I` with the admin token: the response head.
+fn curl_head(url: &str) -> String {
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "-I",
+            "-H",
+            "Authorization: Bearer litegraphadmin",
+            url,
+        ])
+        .output()
+        .expect("curl -I");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 #[test]
 fn litegraph_docs_curl_lines_work_unchanged() {
     let deployment = Deployment::with_nodes(100);
@@ -169,17 +184,7 @@ fn litegraph_docs_curl_lines_work_unchanged() {
     );
 
     // Exists (HEAD): headers only.
-    let output = Command::new("curl")
-        .args([
-            "-s",
-            "-I",
-            "-H",
-            "Authorization: Bearer litegraphadmin",
-            &one,
-        ])
-        .output()
-        .expect("curl -I");
-    let head = String::from_utf8_lossy(&output.stdout);
+    let head = curl_head(&one);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 
     // Delete.
@@ -193,17 +198,7 @@ fn litegraph_docs_curl_lines_work_unchanged() {
         &one,
     ]);
     assert_eq!((status, body.as_str()), (200, ""));
-    let output = Command::new("curl")
-        .args([
-            "-s",
-            "-I",
-            "-H",
-            "Authorization: Bearer litegraphadmin",
-            &one,
-        ])
-        .output()
-        .expect("curl -I");
-    assert!(String::from_utf8_lossy(&output.stdout).starts_with("HTTP/1.1 404"));
+    assert!(curl_head(&one).starts_with("HTTP/1.1 404"));
 
     // Without a token: LiteGraph's exact 401.
     let (status, body) = curl(&[&backups]);
