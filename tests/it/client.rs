@@ -91,6 +91,12 @@ pub fn request(
     Answer { status, body }
 }
 
+/// `POST /v1.0/backups` with `{"Filename": name}` and the admin token.
+pub fn post_backup(addr: SocketAddr, name: &str) -> Answer {
+    let body = format!(r#"{{"Filename":"{name}"}}"#);
+    request(addr, "POST", "/v1.0/backups", &[ADMIN], body.as_bytes())
+}
+
 /// The API served on a real socket (127.0.0.1, a free port) by a runtime of its own; shut
 /// down gracefully when dropped.
 pub struct Server {

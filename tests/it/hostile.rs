@@ -11,7 +11,7 @@ use std::time::Duration;
 use litegraph_backup::{Error, Limits, Policy, Runtime};
 use litegraph_backup_tests::file_sha256;
 
-use crate::client::{ADMIN, Server, request};
+use crate::client::{ADMIN, Server, post_backup, request};
 use crate::support::{Deployment, stderr};
 
 const HOSTILE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hostile.wasm"));
@@ -139,19 +139,7 @@ fn the_server_keeps_answering_while_guests_misbehave() {
         let misbehaving = scope.spawn(|| {
             let answers: Vec<_> = ["loop", "bomb", "panic", "recurse", "escape"]
                 .into_iter()
-                .map(|behaviour| {
-                    let body = format!(r#"{{"Filename":"{behaviour}"}}"#);
-                    (
-                        behaviour,
-                        request(
-                            server.addr,
-                            "POST",
-                            "/v1.0/backups",
-                            &[ADMIN],
-                            body.as_bytes(),
-                        ),
-                    )
-                })
+                .map(|behaviour| (behaviour, post_backup(server.addr, behaviour)))
                 .collect();
             done.store(true, Ordering::SeqCst);
             answers

@@ -9,17 +9,14 @@ use std::thread;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use base64::Engine as _;
 use http_body_util::BodyExt;
 use litegraph_backup::http::{self, ApiState, MAX_BODY_BYTES};
-use litegraph_backup_tests::{
-    create_litegraph_database_of_size, file_sha256, integrity, upper_hex,
-};
+use litegraph_backup_tests::{create_litegraph_database_of_size, file_sha256, integrity};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::client::{ADMIN, Server, request, send};
-use crate::support::{Deployment, assert_backup_file};
+use crate::client::{ADMIN, Server, post_backup, request, send};
+use crate::support::{Deployment, assert_backup_file, decoded_data};
 
 const AUTHENTICATION_FAILED: &str = r#"{"Error":"AuthenticationFailed","Message":"Your authentication material was not accepted.","StatusCode":401}"#;
 const BAD_REQUEST_MESSAGE: &str =
@@ -337,11 +334,8 @@ async fn get_one_carries_the_whole_file_as_base64_data() {
     let value = reply.json();
     assert_backup_file(&value, &reply.text());
     assert!(value.get("Data").is_some(), "GET one carries Data, last");
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(value["Data"].as_str().expect("a string"))
-        .expect("standard base64");
     assert_eq!(
-        data,
+        decoded_data(&value),
         std::fs::read(deployment.backup("x.db")).expect("read")
     );
 }
@@ -493,17 +487,7 @@ fn requests_keep_answering_while_a_large_backup_runs() {
     let deployment = Deployment::without_database();
     create_litegraph_database_of_size(&deployment.database, 96 << 20).expect("a large database");
     let server = Server::start(&deployment);
-    assert_eq!(
-        request(
-            server.addr,
-            "POST",
-            "/v1.0/backups",
-            &[ADMIN],
-            br#"{"Filename":"small.db"}"#
-        )
-        .status,
-        200
-    );
+    assert_eq!(post_backup(server.addr, "small.db").status, 200);
 
     let finished = AtomicBool::new(false);
     let answered_meanwhile = AtomicUsize::new(0);
@@ -519,13 +503,7 @@ fn requests_keep_answering_while_a_large_backup_runs() {
     };
     thread::scope(|scope| {
         let create = scope.spawn(|| {
-            let answer = request(
-                server.addr,
-                "POST",
-                "/v1.0/backups",
-                &[ADMIN],
-                br#"{"Filename":"large.db"}"#,
-            );
+            let answer = post_backup(server.addr, "large.db");
             finished.store(true, Ordering::SeqCst);
             answer
         });
@@ -563,17 +541,7 @@ fn requests_keep_answering_while_a_large_backup_runs() {
 fn get_with_data_streams_through_a_real_socket() {
     let deployment = Deployment::with_nodes(3_000);
     let server = Server::start(&deployment);
-    assert_eq!(
-        request(
-            server.addr,
-            "POST",
-            "/v1.0/backups",
-            &[ADMIN],
-            br#"{"Filename":"x.db"}"#
-        )
-        .status,
-        200
-    );
+    assert_eq!(post_backup(server.addr, "x.db").status, 200);
     let (status, headers, mut reader) =
         send(server.addr, "GET", "/v1.0/backups/x.db", &[ADMIN], b"");
     assert_eq!(status, 200);
@@ -582,14 +550,7 @@ fn get_with_data_streams_through_a_real_socket() {
     let declared: usize = headers["content-length"].parse().expect("a length");
     assert_eq!(declared, body.len(), "Content-Length is exact");
     let value: Value = serde_json::from_slice(&body).expect("JSON");
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(value["Data"].as_str().expect("Data"))
-        .expect("base64");
-    use sha2::Digest as _;
-    assert_eq!(
-        upper_hex(&sha2::Sha256::digest(&data)),
-        value["SHA256Hash"].as_str().expect("hex")
-    );
+    decoded_data(&value);
 }
 
 #[tokio::test]

@@ -14,8 +14,8 @@ use litegraph_backup_tests::{
 use serde_json::Value;
 use sha2::Digest as _;
 
-use crate::client::{ADMIN, request, send};
-use crate::support::Deployment;
+use crate::client::{ADMIN, post_backup, request, send};
+use crate::support::{Deployment, decoded_data};
 
 /// A `serve` process on a free port, its log collected; killed if still running when
 /// dropped.
@@ -175,13 +175,7 @@ fn litegraph_docs_curl_lines_work_unchanged() {
     ]);
     assert_eq!(status, 200);
     let read: Value = serde_json::from_str(&body).expect("JSON");
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(read["Data"].as_str().expect("Data"))
-        .expect("base64");
-    assert_eq!(
-        upper_hex(&sha2::Sha256::digest(&data)),
-        read["SHA256Hash"].as_str().expect("hex")
-    );
+    decoded_data(&read);
 
     // Exists (HEAD): headers only.
     let head = curl_head(&one);
@@ -225,13 +219,7 @@ fn serve_creates_a_missing_database_in_wal_mode() {
     let deployment = Deployment::without_database();
     std::fs::remove_dir(&deployment.backups).expect("no backup directory either");
     let served = Served::start(&deployment, &[]);
-    let answer = request(
-        served.addr,
-        "POST",
-        "/v1.0/backups",
-        &[ADMIN],
-        br#"{"Filename":"first.db"}"#,
-    );
+    let answer = post_backup(served.addr, "first.db");
     assert_eq!(answer.status, 200, "{}", answer.text());
     let mode: String = rusqlite::Connection::open(&deployment.database)
         .expect("open")
@@ -277,13 +265,7 @@ fn get_with_data_of_a_large_backup_keeps_server_memory_flat() {
     let deployment = Deployment::without_database();
     create_litegraph_database_of_size(&deployment.database, SIZE).expect("a large database");
     let served = Served::start(&deployment, &[]);
-    let created = request(
-        served.addr,
-        "POST",
-        "/v1.0/backups",
-        &[ADMIN],
-        br#"{"Filename":"big.db"}"#,
-    );
+    let created = post_backup(served.addr, "big.db");
     assert_eq!(created.status, 200, "{}", created.text());
 
     // Stream the answer through a base64 decoder into a hash: this side holds no copy either.
@@ -367,15 +349,7 @@ fn sigterm_lets_a_backup_in_progress_finish() {
     let served = Served::start(&deployment, &[]);
     let addr = served.addr;
     let backups = deployment.backups.clone();
-    let create = thread::spawn(move || {
-        request(
-            addr,
-            "POST",
-            "/v1.0/backups",
-            &[ADMIN],
-            br#"{"Filename":"inflight.db"}"#,
-        )
-    });
+    let create = thread::spawn(move || post_backup(addr, "inflight.db"));
     // Wait until the snapshot has begun: its temporary appears in the backup directory.
     let began = std::time::Instant::now();
     while !std::fs::read_dir(&backups).expect("read").any(|e| {

@@ -252,3 +252,19 @@ pub fn assert_backup_file(object: &serde_json::Value, raw: &str) {
         assert_eq!(shape, "dddd-dd-ddTdd:dd:dd.ddddddZ", "{key}: {date}");
     }
 }
+
+/// Decodes a BackupFile's `Data` (standard base64) and checks it against its `SHA256Hash`;
+/// returns the bytes.
+pub fn decoded_data(object: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(object["Data"].as_str().expect("a Data string"))
+        .expect("standard base64");
+    assert_eq!(
+        litegraph_backup_tests::upper_hex(&sha2::Sha256::digest(&data)),
+        object["SHA256Hash"].as_str().expect("a SHA256Hash"),
+        "Data is the file the digests describe"
+    );
+    data
+}
