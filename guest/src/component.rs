@@ -42,11 +42,14 @@ impl Host for Imports {
     fn take_snapshot(&self) -> Result<SnapshotFile, Error> {
         snapshot::take()
     }
+    fn take_for_restore(&self, name: &str) -> Result<SnapshotFile, Error> {
+        snapshot::take_for_restore(name)
+    }
     fn check(&self, name: &str, full: bool) -> Result<(), Error> {
         snapshot::check(name, full)
     }
-    fn restore(&self, name: &str) -> Result<(), Error> {
-        snapshot::restore(name)
+    fn restore(&self, name: &str, sha256: &str) -> Result<(), Error> {
+        snapshot::restore(name, sha256)
     }
 }
 

@@ -25,8 +25,9 @@ pub trait Host {
     fn rename_noreplace(&self, source: &str, target: &str) -> Result<(), Error>;
     fn remove(&self, name: &str) -> Result<(), Error>;
     fn take_snapshot(&self) -> Result<SnapshotFile, Error>;
+    fn take_for_restore(&self, name: &str) -> Result<SnapshotFile, Error>;
     fn check(&self, name: &str, full: bool) -> Result<(), Error>;
-    fn restore(&self, name: &str) -> Result<(), Error>;
+    fn restore(&self, name: &str, sha256: &str) -> Result<(), Error>;
 }
 
 /// The `backup` interface, over any host.
@@ -34,10 +35,11 @@ pub struct Service<H> {
     host: H,
 }
 
-/// The name a create asked for, or a timestamped one the policy chooses.
+/// The name a create asked for, or a timestamped one the policy chooses (stamped with the
+/// time the snapshot was taken).
 enum Requested {
     Explicit(String),
-    Timestamped(&'static str, Datetime),
+    Timestamped(&'static str),
 }
 
 impl<H: Host> Service<H> {
@@ -62,24 +64,32 @@ impl<H: Host> Service<H> {
                 }
                 Requested::Explicit(name)
             }
-            None => Requested::Timestamped(names::BACKUP_PREFIX, self.host.now()),
+            None => Requested::Timestamped(names::BACKUP_PREFIX),
         };
-        self.make(requested)
+        let taken = self.host.now();
+        let snapshot = self.host.take_snapshot()?;
+        self.make(snapshot, taken, requested)
     }
 
-    fn make(&self, requested: Requested) -> Result<BackupFile, Error> {
-        let now = self.host.now();
+    /// Publishes a snapshot taken at `taken` as a backup, with its record: the one path by
+    /// which both a create and a restore's safety copy become backups.
+    fn make(
+        &self,
+        snapshot: SnapshotFile,
+        taken: Datetime,
+        requested: Requested,
+    ) -> Result<BackupFile, Error> {
         let SnapshotFile {
             name: temporary,
             digests,
-        } = self.host.take_snapshot()?;
-        let name = self.publish(&temporary, requested)?;
+        } = snapshot;
+        let name = self.publish(&temporary, taken, requested)?;
         let recorded = self.host.stat(&name).and_then(|stat| {
             let metadata = Metadata {
                 filename: name.clone(),
                 length: stat.length,
                 digests,
-                created: now,
+                created: taken,
                 birth: stat.created,
             };
             self.host.write(&sidecar_name(&name), &metadata.encode())?;
@@ -213,9 +223,15 @@ impl<H: Host> Service<H> {
         })
     }
 
-    /// Replaces the live database's content with a backup's. Nothing is touched unless the
-    /// backup verifies; the live content is backed up first; a result that fails its check
-    /// is undone from that safety backup.
+    /// Replaces the live database's content with a backup's:
+    /// 1. the backup is verified; nothing is touched unless it passes;
+    /// 2. the host copies the live content inside the write transaction that will replace
+    ///    it (`take-for-restore`), so no commit lands between the copy and the replacement;
+    ///    the copy is published as the safety backup;
+    /// 3. the host replaces the content with exactly the bytes that were verified (their
+    ///    SHA-256), checks it and commits, or rolls back and leaves the live database as it
+    ///    was. Putting the safety backup back after a failure would undo nothing and could
+    ///    lose commits made since, so a failure only says where the safety backup is.
     pub fn restore(&self, name: &str) -> Result<Restoration, Error> {
         let verification = self.verify(name, false)?;
         if !verification.problems.is_empty() {
@@ -224,28 +240,15 @@ impl<H: Host> Service<H> {
                 verification.problems.join("; ")
             )));
         }
-        let safety = self.make(Requested::Timestamped(
-            names::SAFETY_PREFIX,
-            self.host.now(),
-        ))?;
-        match self.host.restore(name) {
+        let taken = self.host.now();
+        let copy = self.host.take_for_restore(name)?;
+        let safety = self.make(copy, taken, Requested::Timestamped(names::SAFETY_PREFIX))?;
+        match self.host.restore(name, &verification.backup.sha256_hash) {
             Ok(()) => Ok(Restoration {
                 restored: verification.backup,
                 safety_backup: safety,
             }),
-            Err(Error::Corrupt(finding)) => {
-                let undo = match self.host.restore(&safety.filename) {
-                    Ok(()) => format!("the previous content was put back from {}", safety.filename),
-                    Err(error) => format!(
-                        "putting the previous content back failed too ({error:?}); it is in {}",
-                        safety.filename
-                    ),
-                };
-                Err(Error::Corrupt(format!(
-                    "the restored database failed its check ({finding}); {undo}"
-                )))
-            }
-            Err(error) => Err(error),
+            Err(error) => Err(not_restored(name, error, &safety.filename)),
         }
     }
 
@@ -260,15 +263,20 @@ impl<H: Host> Service<H> {
     /// Renames the snapshot to its final name. For a timestamped name, a name already taken
     /// (two backups in the same second) moves on to the next numbered variant; for an
     /// explicit name it is a conflict.
-    fn publish(&self, temporary: &str, requested: Requested) -> Result<String, Error> {
+    fn publish(
+        &self,
+        temporary: &str,
+        taken: Datetime,
+        requested: Requested,
+    ) -> Result<String, Error> {
         match requested {
             Requested::Explicit(name) => {
                 self.host.rename_noreplace(temporary, &name)?;
                 Ok(name)
             }
-            Requested::Timestamped(prefix, now) => {
+            Requested::Timestamped(prefix) => {
                 for attempt in 1..=DEFAULT_NAME_ATTEMPTS {
-                    let name = names::timestamped_name(prefix, now, attempt);
+                    let name = names::timestamped_name(prefix, taken, attempt);
                     match self.host.rename_noreplace(temporary, &name) {
                         Ok(()) => return Ok(name),
                         Err(Error::Exist) => continue,
@@ -318,6 +326,34 @@ impl<H: Host> Service<H> {
     }
 }
 
+/// A restore that failed once its safety backup existed: the host rolled the replacement
+/// back, and the person needs to know that, and where the safety backup is.
+fn not_restored(name: &str, error: Error, safety: &str) -> Error {
+    let outcome = format!("the live database was not changed; the safety backup {safety} was kept");
+    match error {
+        Error::Corrupt(finding) => {
+            Error::Corrupt(format!("{name} was not restored: {finding}; {outcome}"))
+        }
+        other => Error::Io(format!(
+            "{name} was not restored: {}; {outcome}",
+            describe_error(&other)
+        )),
+    }
+}
+
+/// An error's sentence, for wrapping into another error's text.
+fn describe_error(error: &Error) -> String {
+    match error {
+        Error::InvalidName(why) => format!("invalid name: {why}"),
+        Error::NotFound => "not found".to_owned(),
+        Error::Exist => "a file of that name exists already".to_owned(),
+        Error::NotPermitted(why) => format!("not permitted: {why}"),
+        Error::NoDatabase(why) => format!("no database: {why}"),
+        Error::Busy => "the live database stayed busy too long".to_owned(),
+        Error::Corrupt(why) | Error::Io(why) => why.clone(),
+    }
+}
+
 fn check(name: &str) -> Result<(), Error> {
     names::check(name).map_err(|rule| Error::InvalidName(rule.to_string()))
 }
@@ -338,424 +374,6 @@ fn backup_file(metadata: Metadata, stat: &FileStat) -> BackupFile {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::cell::{Cell, RefCell};
-    use std::collections::BTreeMap;
-
-    /// An in-memory backup directory that counts how often file contents are hashed.
-    #[derive(Default)]
-    struct FakeHost {
-        files: RefCell<BTreeMap<String, FakeFile>>,
-        clock: Cell<u64>,
-        hashed: Cell<usize>,
-        database: RefCell<Vec<u8>>,
-        fail_writes: Cell<bool>,
-        /// How many restores still fail their final check.
-        failing_restores: Cell<u32>,
-    }
-
-    #[derive(Clone)]
-    struct FakeFile {
-        bytes: Vec<u8>,
-        birth: u64,
-    }
-
-    fn at(seconds: u64) -> Datetime {
-        Datetime {
-            seconds,
-            nanoseconds: 0,
-        }
-    }
-
-    impl FakeHost {
-        fn with_database(bytes: &[u8]) -> FakeHost {
-            let host = FakeHost::default();
-            host.clock.set(1_748_316_670);
-            *host.database.borrow_mut() = bytes.to_vec();
-            host
-        }
-
-        fn put(&self, name: &str, bytes: &[u8]) {
-            self.clock.set(self.clock.get() + 1);
-            let file = FakeFile {
-                bytes: bytes.to_vec(),
-                birth: self.clock.get(),
-            };
-            self.files.borrow_mut().insert(name.to_owned(), file);
-        }
-
-        fn names(&self) -> Vec<String> {
-            self.files.borrow().keys().cloned().collect()
-        }
-    }
-
-    impl Host for &FakeHost {
-        fn now(&self) -> Datetime {
-            at(self.clock.get())
-        }
-        fn list(&self) -> Result<Vec<String>, Error> {
-            Ok(self.names())
-        }
-        fn stat(&self, name: &str) -> Result<FileStat, Error> {
-            let files = self.files.borrow();
-            let file = files.get(name).ok_or(Error::NotFound)?;
-            Ok(FileStat {
-                length: file.bytes.len() as u64,
-                created: Some(at(file.birth)),
-                modified: at(file.birth),
-                accessed: at(file.birth),
-            })
-        }
-        fn digests(&self, name: &str) -> Result<FileDigests, Error> {
-            self.hashed.set(self.hashed.get() + 1);
-            let files = self.files.borrow();
-            let file = files.get(name).ok_or(Error::NotFound)?;
-            let hex = |len: usize| {
-                let byte = file.bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b));
-                format!("{byte:02X}").repeat(len / 2)
-            };
-            Ok(FileDigests {
-                md5: hex(32),
-                sha1: hex(40),
-                sha256: hex(64),
-            })
-        }
-        fn read(&self, name: &str) -> Result<Vec<u8>, Error> {
-            let files = self.files.borrow();
-            Ok(files.get(name).ok_or(Error::NotFound)?.bytes.clone())
-        }
-        fn write(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
-            if self.fail_writes.get() {
-                return Err(Error::Io("disk full".into()));
-            }
-            self.put(name, contents);
-            Ok(())
-        }
-        fn rename_noreplace(&self, source: &str, target: &str) -> Result<(), Error> {
-            let mut files = self.files.borrow_mut();
-            if files.contains_key(target) {
-                return Err(Error::Exist);
-            }
-            let file = files.remove(source).ok_or(Error::NotFound)?;
-            files.insert(target.to_owned(), file);
-            Ok(())
-        }
-        fn remove(&self, name: &str) -> Result<(), Error> {
-            self.files
-                .borrow_mut()
-                .remove(name)
-                .map(drop)
-                .ok_or(Error::NotFound)
-        }
-        fn take_snapshot(&self) -> Result<SnapshotFile, Error> {
-            let name = format!(".lgb-{}.tmp", self.clock.get());
-            let database = self.database.borrow().clone();
-            self.put(&name, &database);
-            let digests = self.digests(&name)?;
-            // Hashing a fresh copy is the snapshot's, not a re-read: not counted.
-            self.hashed.set(self.hashed.get() - 1);
-            Ok(SnapshotFile { name, digests })
-        }
-        fn check(&self, name: &str, _full: bool) -> Result<(), Error> {
-            let files = self.files.borrow();
-            let file = files.get(name).ok_or(Error::NotFound)?;
-            if file.bytes.starts_with(b"SQLite") {
-                Ok(())
-            } else {
-                Err(Error::Corrupt("file is not a database".into()))
-            }
-        }
-        fn restore(&self, name: &str) -> Result<(), Error> {
-            let bytes = self.read(name)?;
-            *self.database.borrow_mut() = bytes;
-            if self.failing_restores.get() > 0 {
-                self.failing_restores.set(self.failing_restores.get() - 1);
-                return Err(Error::Corrupt("quick_check: page 3 is never used".into()));
-            }
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn create_publishes_the_snapshot_with_metadata() {
-        let host = FakeHost::with_database(b"SQLite format 3\0 pages");
-        let service = Service::new(&host);
-        let backup = service.create(Some("x.db".into())).unwrap();
-        assert_eq!(backup.filename, "x.db");
-        assert_eq!(backup.length, 22);
-        assert_eq!(
-            host.files.borrow()["x.db"].bytes,
-            b"SQLite format 3\0 pages"
-        );
-        assert_eq!(host.names(), vec![sidecar_name("x.db"), "x.db".to_owned()]);
-        assert_eq!(service.read("x.db").unwrap(), backup);
-    }
-
-    #[test]
-    fn create_refuses_existing_name_without_taking_a_snapshot() {
-        let host = FakeHost::with_database(b"new");
-        host.put("x.db", b"old");
-        let service = Service::new(&host);
-        assert_eq!(service.create(Some("x.db".into())), Err(Error::Exist));
-        assert_eq!(host.names(), vec!["x.db".to_owned()]);
-        assert_eq!(host.files.borrow()["x.db"].bytes, b"old");
-    }
-
-    #[test]
-    fn create_refuses_invalid_names_and_touches_nothing() {
-        let host = FakeHost::with_database(b"db");
-        let service = Service::new(&host);
-        for name in [
-            "../x.db",
-            "..",
-            "/etc/passwd",
-            "a/b.db",
-            "a\\b.db",
-            "a\0",
-            "a\n",
-            ".x",
-        ] {
-            let result = service.create(Some(name.into()));
-            assert!(matches!(result, Err(Error::InvalidName(_))), "{name:?}");
-        }
-        assert!(host.names().is_empty());
-    }
-
-    #[test]
-    fn default_names_never_collide() {
-        let host = FakeHost::with_database(b"db");
-        let service = Service::new(&host);
-        let first = service.create(None).unwrap();
-        host.clock.set(1_748_316_670);
-        let second = service.create(None).unwrap();
-        assert_eq!(first.filename, "litegraph-backup-20250527-033110.db");
-        assert_eq!(second.filename, "litegraph-backup-20250527-033110-2.db");
-    }
-
-    #[test]
-    fn failed_metadata_write_leaves_nothing_behind() {
-        let host = FakeHost::with_database(b"db");
-        host.fail_writes.set(true);
-        let service = Service::new(&host);
-        assert!(matches!(
-            service.create(Some("x.db".into())),
-            Err(Error::Io(_))
-        ));
-        // The temporary is the host's to discard; no backup or sidecar remains.
-        assert!(host.names().iter().all(|n| n.ends_with(".tmp")));
-    }
-
-    #[test]
-    fn list_hides_internal_files_and_never_rehashes() {
-        let host = FakeHost::with_database(b"db");
-        let service = Service::new(&host);
-        service.create(Some("b.db".into())).unwrap();
-        service.create(Some("a.db".into())).unwrap();
-        host.put(".lgb-123.tmp", b"partial");
-        host.put("bad\nname", b"?");
-        let hashed = host.hashed.get();
-        for _ in 0..3 {
-            let names: Vec<_> = service
-                .list()
-                .unwrap()
-                .into_iter()
-                .map(|b| b.filename)
-                .collect();
-            assert_eq!(names, ["a.db", "b.db"]);
-        }
-        assert_eq!(host.hashed.get(), hashed);
-    }
-
-    #[test]
-    fn hand_copied_backup_is_hashed_once() {
-        let host = FakeHost::with_database(b"db");
-        host.put("copied.db", b"bytes from elsewhere");
-        let service = Service::new(&host);
-        let first = service.list().unwrap();
-        assert_eq!(host.hashed.get(), 1);
-        assert_eq!(service.list().unwrap(), first);
-        assert_eq!(service.read("copied.db").unwrap(), first[0]);
-        assert_eq!(host.hashed.get(), 1);
-        assert!(host.names().contains(&sidecar_name("copied.db")));
-    }
-
-    #[test]
-    fn verify_of_a_never_seen_file_records_it_and_hashes_once() {
-        let host = FakeHost::with_database(b"db");
-        host.put("copied.db", b"SQLite from elsewhere");
-        let service = Service::new(&host);
-        let verdict = service.verify("copied.db", false).unwrap();
-        assert!(verdict.recorded_now);
-        assert_eq!(verdict.problems, Vec::<String>::new());
-        assert_eq!(host.hashed.get(), 1, "recorded, not hashed twice");
-        let again = service.verify("copied.db", false).unwrap();
-        assert!(!again.recorded_now);
-        assert_eq!(again.problems, Vec::<String>::new());
-    }
-
-    #[test]
-    fn a_record_stands_until_the_backup_is_deleted() {
-        let host = FakeHost::with_database(b"SQLite original");
-        let service = Service::new(&host);
-        let made = service.create(Some("x.db".into())).unwrap();
-        // Edited in place, or replaced by another file under the same name: the record of
-        // what was backed up stands, and verify says what happened.
-        host.files.borrow_mut().get_mut("x.db").unwrap().bytes = b"SQLite tampered".to_vec();
-        assert_eq!(service.read("x.db").unwrap().sha256_hash, made.sha256_hash);
-        host.put("x.db", b"SQLite another file entirely");
-        assert_eq!(service.read("x.db").unwrap().sha256_hash, made.sha256_hash);
-        let verdict = service.verify("x.db", false).unwrap();
-        let problems = verdict.problems.join("\n");
-        assert!(
-            problems.contains("replaced since its digests were recorded"),
-            "{problems}"
-        );
-        assert!(problems.contains("SHA-256 differs"), "{problems}");
-        assert!(!verdict.recorded_now);
-    }
-
-    #[test]
-    fn a_backup_deleted_by_hand_leaves_no_record_behind() {
-        let host = FakeHost::with_database(b"SQLite original");
-        let service = Service::new(&host);
-        let made = service.create(Some("x.db".into())).unwrap();
-        host.files.borrow_mut().remove("x.db");
-        assert_eq!(service.list().unwrap(), vec![]);
-        assert!(host.names().is_empty(), "the orphaned sidecar is gone");
-        host.put("x.db", b"SQLite copied in later");
-        let verdict = service.verify("x.db", false).unwrap();
-        assert!(verdict.recorded_now);
-        assert_eq!(verdict.problems, Vec::<String>::new());
-        assert_ne!(verdict.backup.sha256_hash, made.sha256_hash);
-    }
-
-    #[test]
-    fn exists_and_delete_round_trip() {
-        let host = FakeHost::with_database(b"db");
-        let service = Service::new(&host);
-        assert_eq!(service.exists("x.db"), Ok(false));
-        service.create(Some("x.db".into())).unwrap();
-        assert_eq!(service.exists("x.db"), Ok(true));
-        assert_eq!(service.delete("x.db"), Ok(()));
-        assert_eq!(service.exists("x.db"), Ok(false));
-        assert!(host.names().is_empty(), "sidecar removed too");
-        assert_eq!(service.delete("x.db"), Err(Error::NotFound));
-        assert_eq!(service.read("x.db"), Err(Error::NotFound));
-    }
-
-    #[test]
-    fn reads_of_invalid_names_are_refused_not_missing() {
-        let host = FakeHost::with_database(b"db");
-        let service = Service::new(&host);
-        let sidecar = sidecar_name("x.db");
-        service.create(Some("x.db".into())).unwrap();
-        for name in ["..", sidecar.as_str(), "a/b"] {
-            assert!(matches!(service.exists(name), Err(Error::InvalidName(_))));
-            assert!(matches!(service.read(name), Err(Error::InvalidName(_))));
-            assert!(matches!(service.delete(name), Err(Error::InvalidName(_))));
-        }
-        assert_eq!(host.names().len(), 2);
-    }
-
-    #[test]
-    fn verify_passes_a_sound_backup_and_names_every_failed_check() {
-        let host = FakeHost::with_database(b"SQLite format 3 content");
-        let service = Service::new(&host);
-        service.create(Some("x.db".into())).unwrap();
-        let sound = service.verify("x.db", false).unwrap();
-        assert_eq!(sound.problems, Vec::<String>::new());
-        assert!(!sound.full);
-
-        host.files.borrow_mut().get_mut("x.db").unwrap().bytes = b"tampered".to_vec();
-        let verdict = service.verify("x.db", true).unwrap();
-        assert!(verdict.full);
-        let problems = verdict.problems.join("\n");
-        assert!(
-            problems.contains("length differs: recorded 23 bytes, now 8 bytes"),
-            "{problems}"
-        );
-        assert!(problems.contains("SHA-256 differs"), "{problems}");
-        assert!(
-            problems.contains("integrity_check: file is not a database"),
-            "{problems}"
-        );
-        assert_eq!(
-            verdict.backup.sha256_hash, sound.backup.sha256_hash,
-            "the recorded digest"
-        );
-        assert_ne!(verdict.actual.sha256, sound.actual.sha256, "the digest now");
-    }
-
-    #[test]
-    fn restore_refuses_a_tampered_backup_and_touches_nothing() {
-        let host = FakeHost::with_database(b"SQLite format 3 old");
-        let service = Service::new(&host);
-        service.create(Some("x.db".into())).unwrap();
-        host.files.borrow_mut().get_mut("x.db").unwrap().bytes[0] ^= 1;
-        *host.database.borrow_mut() = b"SQLite format 3 live".to_vec();
-        let names = host.names();
-        let refused = service.restore("x.db");
-        assert!(
-            matches!(&refused, Err(Error::Corrupt(why)) if why.contains("SHA-256 differs") && why.contains("not touched")),
-            "{refused:?}"
-        );
-        assert_eq!(*host.database.borrow(), b"SQLite format 3 live");
-        assert_eq!(host.names(), names, "no safety backup was taken");
-    }
-
-    #[test]
-    fn restore_takes_a_safety_backup_then_replaces_the_content() {
-        let host = FakeHost::with_database(b"SQLite format 3 then");
-        let service = Service::new(&host);
-        service.create(Some("x.db".into())).unwrap();
-        *host.database.borrow_mut() = b"SQLite format 3 now".to_vec();
-        let restoration = service.restore("x.db").unwrap();
-        assert_eq!(*host.database.borrow(), b"SQLite format 3 then");
-        assert_eq!(restoration.restored.filename, "x.db");
-        let safety = &restoration.safety_backup.filename;
-        assert!(
-            safety.starts_with("pre-restore-") && safety.ends_with(".db"),
-            "{safety}"
-        );
-        assert_eq!(
-            host.files.borrow()[safety.as_str()].bytes,
-            b"SQLite format 3 now"
-        );
-        assert!(
-            service
-                .list()
-                .unwrap()
-                .iter()
-                .any(|b| &b.filename == safety)
-        );
-        assert!(service.verify(safety, false).unwrap().problems.is_empty());
-    }
-
-    #[test]
-    fn restore_whose_result_fails_its_check_is_undone() {
-        let host = FakeHost::with_database(b"SQLite format 3 then");
-        let service = Service::new(&host);
-        service.create(Some("x.db".into())).unwrap();
-        *host.database.borrow_mut() = b"SQLite format 3 now".to_vec();
-        host.failing_restores.set(1);
-        let failed = service.restore("x.db");
-        assert!(
-            matches!(&failed, Err(Error::Corrupt(why)) if why.contains("put back from pre-restore-")),
-            "{failed:?}"
-        );
-        assert_eq!(*host.database.borrow(), b"SQLite format 3 now");
-    }
-
-    #[test]
-    fn restore_of_a_missing_or_invalid_backup_is_refused() {
-        let host = FakeHost::with_database(b"SQLite format 3");
-        let service = Service::new(&host);
-        assert_eq!(service.restore("nope.db").unwrap_err(), Error::NotFound);
-        assert!(matches!(
-            service.restore("../x"),
-            Err(Error::InvalidName(_))
-        ));
-        assert!(host.names().is_empty());
-    }
-}
+mod fake;
+#[cfg(test)]
+mod tests;

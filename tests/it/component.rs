@@ -301,17 +301,28 @@ fn embedded_guest_is_a_component_exporting_backup() {
         .exports(&engine)
         .map(|(name, _)| name.to_owned())
         .collect();
-    assert_eq!(exports, ["litegraph:backup/backup@0.1.0"]);
+    assert_eq!(exports, ["litegraph:backup/backup@0.2.0"]);
     let imports: Vec<String> = ty
         .imports(&engine)
         .map(|(name, _)| name.to_owned())
         .collect();
-    for ours in [
-        "litegraph:backup/types@0.1.0",
-        "litegraph:backup/store@0.1.0",
-        "litegraph:backup/snapshot@0.1.0",
-    ] {
-        assert!(imports.iter().any(|i| i == ours), "{ours} in {imports:?}");
+    let ours = [
+        "litegraph:backup/types@0.2.0",
+        "litegraph:backup/store@0.2.0",
+        "litegraph:backup/snapshot@0.2.0",
+    ];
+    for interface in ours {
+        assert!(
+            imports.iter().any(|i| i == interface),
+            "{interface} in {imports:?}"
+        );
+    }
+    // Beyond our own interfaces, only what Rust's wasm32-wasip2 std imports by itself.
+    for import in &imports {
+        assert!(
+            ours.contains(&import.as_str()) || import.starts_with("wasi:"),
+            "unexpected import {import} in {imports:?}"
+        );
     }
 }
 
