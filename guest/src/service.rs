@@ -102,17 +102,17 @@ impl<H: Host> Service<H> {
         recorded
     }
 
-    /// Every backup, sorted by name. A file is a backup when its name passes the rules, so
-    /// temporaries and sidecars (leading `.`) never show. A backup that vanishes while the
-    /// list is being made (a concurrent delete) is left out rather than failing the list.
+    /// Every backup, oldest first (see [`oldest_first`]). A file is a backup when its name
+    /// passes the rules, so temporaries and sidecars (leading `.`) never show. A backup that
+    /// vanishes while the list is being made (a concurrent delete) is left out rather than
+    /// failing the list.
     pub fn list(&self) -> Result<Vec<BackupFile>, Error> {
         let entries = self.host.list()?;
-        let mut candidates: Vec<String> = entries
+        let candidates: Vec<String> = entries
             .iter()
             .filter(|name| names::check(name).is_ok())
             .cloned()
             .collect();
-        candidates.sort();
         self.forget_orphans(&entries, &candidates)?;
         let mut backups = Vec::with_capacity(candidates.len());
         for name in candidates {
@@ -122,6 +122,7 @@ impl<H: Host> Service<H> {
                 Err(error) => return Err(error),
             }
         }
+        oldest_first(&mut backups);
         Ok(backups)
     }
 
@@ -324,6 +325,21 @@ impl<H: Host> Service<H> {
         };
         Ok((metadata, stat, true))
     }
+}
+
+/// Sorts backups in the order they were made: by recorded creation time, then by name for
+/// those made in the same instant. Names are no guide to age (`...-10.db` sorts before
+/// `...-2.db`, and a person names backups as they like).
+pub fn oldest_first(backups: &mut [BackupFile]) {
+    backups.sort_by(|a, b| {
+        let key = |backup: &BackupFile| {
+            let created = backup.created_utc;
+            (created.seconds, created.nanoseconds)
+        };
+        key(a)
+            .cmp(&key(b))
+            .then_with(|| a.filename.cmp(&b.filename))
+    });
 }
 
 /// A restore that failed once its safety backup existed: the host rolled the replacement

@@ -69,8 +69,8 @@ fn list_read_exists_delete_round_trip() {
 
     assert_eq!(
         runtime.list(),
-        Ok(vec![a.clone(), b.clone()]),
-        "sorted by name"
+        Ok(vec![b.clone(), a.clone()]),
+        "oldest first"
     );
     assert_eq!(runtime.read("a.db"), Ok(a));
     assert_eq!(runtime.exists("b.db"), Ok(true));

@@ -10,6 +10,7 @@ mod faults;
 mod hostile;
 mod http;
 mod names;
+mod ordering;
 mod policy;
 mod restore;
 mod serve;

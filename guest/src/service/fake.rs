@@ -13,6 +13,9 @@ use crate::litegraph::backup::types::{Datetime, Error, FileDigests, FileStat};
 pub struct FakeHost {
     pub files: RefCell<BTreeMap<String, FakeFile>>,
     pub clock: Cell<u64>,
+    /// Nanoseconds past `clock`: every reading of the clock is later than the one before,
+    /// even within one second.
+    pub ticks: Cell<u32>,
     /// How often a file's content was hashed outside a snapshot.
     pub hashed: Cell<usize>,
     pub database: RefCell<Vec<u8>>,
@@ -97,7 +100,11 @@ impl FakeHost {
 
 impl Host for &FakeHost {
     fn now(&self) -> Datetime {
-        at(self.clock.get())
+        self.ticks.set(self.ticks.get() + 1);
+        Datetime {
+            seconds: self.clock.get(),
+            nanoseconds: self.ticks.get(),
+        }
     }
     fn list(&self) -> Result<Vec<String>, Error> {
         self.log("list".into());

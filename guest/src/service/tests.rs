@@ -88,9 +88,74 @@ fn list_hides_internal_files_and_never_rehashes() {
             .into_iter()
             .map(|b| b.filename)
             .collect();
-        assert_eq!(names, ["a.db", "b.db"]);
+        assert_eq!(names, ["b.db", "a.db"], "oldest first");
     }
     assert_eq!(host.hashed.get(), hashed);
+}
+
+/// The names `list` answers, in its order.
+fn listed(service: &Service<&FakeHost>) -> Vec<String> {
+    service
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|backup| backup.filename)
+        .collect()
+}
+
+// Item 3: list sorted by name bytes, so `...-10.db` came before `...-2.db` and the first
+// backup of a second came last.
+#[test]
+fn list_is_in_order_of_creation_not_of_name() {
+    let host = FakeHost::with_database(b"SQLite");
+    let service = Service::new(&host);
+    let made: Vec<String> = (0..11)
+        .map(|_| {
+            let backup = service.create(None).unwrap();
+            // Ten more in the same second: numbered `-2` to `-11`.
+            host.clock.set(1_748_316_670);
+            backup.filename
+        })
+        .collect();
+    assert_eq!(made[1], "litegraph-backup-20250527-033110-2.db");
+    assert_eq!(made[9], "litegraph-backup-20250527-033110-10.db");
+    assert_eq!(listed(&service), made);
+}
+
+#[test]
+fn backups_made_in_the_same_instant_are_listed_by_name() {
+    let host = FakeHost::with_database(b"SQLite");
+    for name in ["c.db", "a.db", "b.db"] {
+        host.put(name, b"SQLite copied in");
+        host.files.borrow_mut().get_mut(name).unwrap().birth = 7;
+    }
+    host.put("older.db", b"SQLite copied in");
+    host.files.borrow_mut().get_mut("older.db").unwrap().birth = 6;
+    let service = Service::new(&host);
+    assert_eq!(listed(&service), ["older.db", "a.db", "b.db", "c.db"]);
+}
+
+proptest::proptest! {
+    /// Whatever the names and times, `list` answers every backup once, oldest first, then
+    /// by name.
+    #[test]
+    fn list_is_oldest_first_then_by_name(
+        births in proptest::collection::btree_map("[a-z0-9-]{1,12}\\.db", 0u64..5, 0..12),
+    ) {
+        let host = FakeHost::with_database(b"SQLite");
+        for (name, birth) in &births {
+            host.put(name, b"SQLite copied in");
+            host.files.borrow_mut().get_mut(name).unwrap().birth = *birth;
+        }
+        let mut expected: Vec<(u64, String)> =
+            births.iter().map(|(name, birth)| (*birth, name.clone())).collect();
+        expected.sort();
+        let expected: Vec<String> = expected.into_iter().map(|(_, name)| name).collect();
+        let service = Service::new(&host);
+        proptest::prop_assert_eq!(listed(&service), expected.clone());
+        // The same order once the records exist (read from sidecars, not from stat).
+        proptest::prop_assert_eq!(listed(&service), expected);
+    }
 }
 
 #[test]
