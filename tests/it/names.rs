@@ -23,7 +23,67 @@ fn hostile_names() -> Vec<String> {
         "trailing.".into(),
         "trailing ".into(),
         "../../../../../../tmp/escape.db".into(),
+        "..\\x.db".into(),
+        "a/../b.db".into(),
+        // A right-to-left override: displays as `reportbd.csv`.
+        "report\u{202E}vsc.db".into(),
+        "x\u{2066}y.db".into(),
+        "zero\u{200B}width.db".into(),
+        "\u{FEFF}bom.db".into(),
+        "soft\u{AD}hyphen.db".into(),
+        // `é` as `e` and a combining accent: looks like the NFC `\u{e9}.db`.
+        "e\u{301}.db".into(),
     ]
+}
+
+// Item 14: `../x.db` was refused "for starting with `.`", which hid what the name tried.
+#[test]
+fn traversal_is_refused_as_traversal() {
+    let deployment = Deployment::with_nodes(10);
+    let runtime = deployment.runtime();
+    for name in ["../x.db", "..\\x.db", "a/../b.db", ".."] {
+        let refused = runtime.create(Some(name));
+        assert!(
+            matches!(&refused, Err(Error::InvalidName(why)) if why.contains("steps out of the backup directory")),
+            "{name:?}: {refused:?}"
+        );
+        let output = deployment.run(&["create", name]);
+        assert_eq!(output.status.code(), Some(2), "{name:?}");
+        assert!(
+            stderr(&output).contains("steps out of the backup directory (`..`)"),
+            "{name:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+// Item 14: names with bidirectional controls, invisible characters or in a decomposed form
+// were accepted, so two files could look like one name.
+#[test]
+fn names_that_look_like_other_names_are_refused() {
+    let deployment = Deployment::with_nodes(10);
+    let runtime = deployment.runtime();
+    runtime
+        .create(Some("\u{e9}.db"))
+        .expect("an NFC name is fine");
+    for (name, reason) in [
+        ("report\u{202E}vsc.db", "bidirectional control U+202E"),
+        ("zero\u{200B}width.db", "invisible format character U+200B"),
+        ("e\u{301}.db", "not in Unicode NFC"),
+    ] {
+        let refused = runtime.create(Some(name));
+        assert!(
+            matches!(&refused, Err(Error::InvalidName(why)) if why.contains(reason)),
+            "{name:?}: {refused:?}"
+        );
+    }
+    let names: Vec<String> = runtime
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|b| b.filename)
+        .collect();
+    assert_eq!(names, ["\u{e9}.db"]);
 }
 
 #[test]
