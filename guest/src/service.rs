@@ -9,6 +9,9 @@ use crate::litegraph::backup::types::{
 };
 use crate::metadata::{Metadata, is_sidecar, sidecar_name};
 use crate::names;
+use records::{Fresh, Record};
+
+mod records;
 
 /// How many numbered variants of the default name are tried before giving up.
 const DEFAULT_NAME_ATTEMPTS: u32 = 100;
@@ -113,7 +116,7 @@ impl<H: Host> Service<H> {
             .filter(|name| names::check(name).is_ok())
             .cloned()
             .collect();
-        self.forget_orphans(&entries, &candidates)?;
+        self.forget_orphans(&entries, &candidates);
         let mut backups = Vec::with_capacity(candidates.len());
         for name in candidates {
             match self.describe(&name) {
@@ -130,18 +133,17 @@ impl<H: Host> Service<H> {
     /// copied in later under the same name starts with a record of its own. A sidecar is
     /// written only after its backup is published and removed before it, so one without its
     /// backup in the same listing is an orphan.
-    fn forget_orphans(&self, entries: &[String], backups: &[String]) -> Result<(), Error> {
+    ///
+    /// Best effort: an orphan that cannot be removed now is tried again by the next listing,
+    /// and is no reason to fail this one.
+    fn forget_orphans(&self, entries: &[String], backups: &[String]) {
         let owned: BTreeSet<String> = backups.iter().map(|name| sidecar_name(name)).collect();
         for orphan in entries
             .iter()
             .filter(|name| is_sidecar(name) && !owned.contains(name.as_str()))
         {
-            match self.host.remove(orphan) {
-                Ok(()) | Err(Error::NotFound) => {}
-                Err(error) => return Err(error),
-            }
+            let _ = self.host.remove(orphan);
         }
-        Ok(())
     }
 
     /// One backup's metadata.
@@ -172,13 +174,18 @@ impl<H: Host> Service<H> {
     /// What fails is reported in the verdict, not as an error.
     pub fn verify(&self, name: &str, full: bool) -> Result<Verification, Error> {
         check(name)?;
-        let (metadata, stat, recorded_now) = self.record(name)?;
+        let Record {
+            metadata,
+            stat,
+            fresh,
+        } = self.record(name)?;
+        let recorded_now = fresh.is_some();
         let actual = if recorded_now {
             metadata.digests.clone()
         } else {
             self.host.digests(name)?
         };
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = fresh.iter().filter_map(Fresh::problem).collect();
         if !recorded_now
             && stat.created.is_some()
             && metadata.birth.is_some()
@@ -291,39 +298,8 @@ impl<H: Host> Service<H> {
 
     /// A backup's metadata, as LiteGraph shows it.
     fn describe(&self, name: &str) -> Result<BackupFile, Error> {
-        let (metadata, stat, _) = self.record(name)?;
-        Ok(backup_file(metadata, &stat))
-    }
-
-    /// A backup's record from its sidecar, with the file's current stat, and whether the
-    /// record was made just now: it is computed and recorded once, when there is none (a
-    /// backup copied in by hand, or an interrupted create). Never reads the backup when
-    /// there is a record. A record, once made, stands until the backup is deleted: a file
-    /// changed or replaced under its name keeps the record of what was backed up, which is
-    /// what lets `verify` notice.
-    fn record(&self, name: &str) -> Result<(Metadata, FileStat, bool), Error> {
-        let stat = self.host.stat(name)?;
-        let sidecar = sidecar_name(name);
-        let recorded = match self.host.read(&sidecar) {
-            Ok(bytes) => Metadata::decode(&bytes).filter(|m| m.filename == name),
-            Err(Error::NotFound) => None,
-            Err(error) => return Err(error),
-        };
-        let metadata = match recorded {
-            Some(metadata) => return Ok((metadata, stat, false)),
-            None => {
-                let metadata = Metadata {
-                    filename: name.to_owned(),
-                    length: stat.length,
-                    digests: self.host.digests(name)?,
-                    created: stat.created.unwrap_or(stat.modified),
-                    birth: stat.created,
-                };
-                self.host.write(&sidecar, &metadata.encode())?;
-                metadata
-            }
-        };
-        Ok((metadata, stat, true))
+        let record = self.record(name)?;
+        Ok(backup_file(record.metadata, &record.stat))
     }
 }
 
@@ -358,7 +334,7 @@ fn not_restored(name: &str, error: Error, safety: &str) -> Error {
 }
 
 /// An error's sentence, for wrapping into another error's text.
-fn describe_error(error: &Error) -> String {
+pub(crate) fn describe_error(error: &Error) -> String {
     match error {
         Error::InvalidName(why) => format!("invalid name: {why}"),
         Error::NotFound => "not found".to_owned(),

@@ -445,3 +445,122 @@ fn restore_of_a_missing_or_invalid_backup_is_refused() {
     ));
     assert!(host.names().is_empty());
 }
+
+/// Makes the sidecar of `name` fail to read, as one over 64 KiB does.
+fn spoil_sidecar(host: &FakeHost, name: &str) {
+    host.unreadable.borrow_mut().insert(sidecar_name(name));
+}
+
+// Item 24: one sidecar the host refused to read (over 64 KiB) failed every listing.
+#[test]
+fn an_unreadable_sidecar_does_not_break_the_listing() {
+    let host = FakeHost::with_database(b"SQLite");
+    let service = Service::new(&host);
+    let a = service.create(Some("a.db".into())).unwrap();
+    let b = service.create(Some("b.db".into())).unwrap();
+    spoil_sidecar(&host, "a.db");
+    let hashed = host.hashed.get();
+    let listed = service.list().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1], b);
+    assert_eq!(
+        listed[0].sha256_hash, a.sha256_hash,
+        "digests computed again"
+    );
+    assert_eq!(host.hashed.get(), hashed + 1);
+    // The fresh record replaced the bad one: the next listing hashes nothing.
+    assert!(host.unreadable.borrow().is_empty());
+    service.list().unwrap();
+    assert_eq!(host.hashed.get(), hashed + 1);
+}
+
+// Item 24: a sidecar that can be neither read nor replaced (a directory in its place).
+#[test]
+fn a_sidecar_that_can_be_neither_read_nor_written_still_lists_and_reads() {
+    let host = FakeHost::with_database(b"SQLite");
+    let service = Service::new(&host);
+    let a = service.create(Some("a.db".into())).unwrap();
+    service.create(Some("b.db".into())).unwrap();
+    spoil_sidecar(&host, "a.db");
+    host.fail_writes.set(true);
+    let names: Vec<String> = service
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|backup| backup.filename)
+        .collect();
+    assert_eq!(names, ["a.db", "b.db"]);
+    let read = service.read("a.db").unwrap();
+    assert_eq!(read.sha256_hash, a.sha256_hash);
+    assert_eq!(service.exists("a.db"), Ok(true));
+}
+
+// Item 24: verify said nothing of a record it could not read.
+#[test]
+fn verify_reports_a_record_it_could_not_read() {
+    let host = FakeHost::with_database(b"SQLite");
+    let service = Service::new(&host);
+    service.create(Some("x.db".into())).unwrap();
+    spoil_sidecar(&host, "x.db");
+    let verdict = service.verify("x.db", false).unwrap();
+    assert!(verdict.recorded_now);
+    assert_eq!(
+        verdict.problems,
+        ["its metadata record could not be read (the file is over 64 KiB); digests recorded now"]
+    );
+    let again = service.verify("x.db", false).unwrap();
+    assert!(!again.recorded_now, "the record was written again");
+    assert_eq!(again.problems, Vec::<String>::new());
+    // A restore goes by the same verdict: nothing is touched on a lost record's word.
+    spoil_sidecar(&host, "x.db");
+    *host.database.borrow_mut() = b"SQLite live".to_vec();
+    let refused = service.restore("x.db");
+    assert!(
+        matches!(&refused, Err(Error::Corrupt(why)) if why.contains("could not be read")),
+        "{refused:?}"
+    );
+    assert_eq!(*host.database.borrow(), b"SQLite live");
+}
+
+#[test]
+fn verify_reports_a_damaged_record_and_one_it_could_not_write() {
+    let host = FakeHost::with_database(b"SQLite");
+    let service = Service::new(&host);
+    service.create(Some("x.db".into())).unwrap();
+    host.put(
+        &sidecar_name("x.db"),
+        b"litegraph-backup-metadata 1\nfilename\tx.db\n",
+    );
+    host.fail_writes.set(true);
+    let verdict = service.verify("x.db", false).unwrap();
+    assert!(verdict.recorded_now);
+    assert_eq!(
+        verdict.problems,
+        [
+            "its metadata record could not be read (it is damaged or not a record of this \
+          backup); digests, computed now, could not be recorded (disk full)"
+        ]
+    );
+    // A backup that never had a record is no problem; failing to record it is reported.
+    host.put("copied.db", b"SQLite copied in");
+    let copied = service.verify("copied.db", false).unwrap();
+    assert_eq!(
+        copied.problems,
+        ["its digests, computed now, could not be recorded (disk full)"]
+    );
+}
+
+// Item 23: a listing must stay within a budget proportional to the directory's entries.
+#[test]
+fn list_costs_two_host_calls_per_recorded_backup() {
+    let host = FakeHost::with_database(b"SQLite");
+    let service = Service::new(&host);
+    for i in 0..5 {
+        service.create(Some(format!("{i}.db"))).unwrap();
+    }
+    host.put(".lgb-1-2-3.tmp", b"partial");
+    host.take_calls();
+    service.list().unwrap();
+    let calls = host.take_calls();
+    assert_eq!(calls.len(), 1 + 2 * 5, "{calls:?}");
+}
