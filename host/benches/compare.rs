@@ -590,7 +590,14 @@ impl GuestHost for &NativeHost {
     fn check(&self, _: &str, _: bool) -> Result<(), guest_types::Error> {
         Err(guest_types::Error::Io("not used by this benchmark".into()))
     }
-    fn restore(&self, _: &str) -> Result<(), guest_types::Error> {
+    fn take_for_restore(
+        &self,
+        _: &str,
+    ) -> Result<litegraph_backup_guest::litegraph::backup::snapshot::SnapshotFile, guest_types::Error>
+    {
+        Err(guest_types::Error::Io("not used by this benchmark".into()))
+    }
+    fn restore(&self, _: &str, _: &str) -> Result<(), guest_types::Error> {
         Err(guest_types::Error::Io("not used by this benchmark".into()))
     }
 }

@@ -36,6 +36,8 @@ pub(crate) struct Budget(Arc<Mutex<Spent>>);
 #[derive(Debug, Default)]
 struct Spent {
     calls: u64,
+    /// Calls allowed beyond [`MAX_CALLS`], in proportion to the largest listing made.
+    allowance: u64,
     snapshots: u32,
     written: u64,
     heavy: HashMap<(Heavy, String), u32>,
@@ -46,8 +48,9 @@ impl Budget {
     fn spend(&self, charge: impl FnOnce(&mut Spent) -> Option<String>) -> Result<(), Error> {
         let mut spent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         spent.calls += 1;
-        let over = if spent.calls > MAX_CALLS {
-            Some(format!("more than {MAX_CALLS} host calls"))
+        let limit = MAX_CALLS.saturating_add(spent.allowance);
+        let over = if spent.calls > limit {
+            Some(format!("more than {limit} host calls"))
         } else {
             charge(&mut spent)
         };
@@ -64,6 +67,13 @@ impl Budget {
     /// Any host call.
     pub(crate) fn call(&self) -> Result<(), Error> {
         self.spend(|_| None)
+    }
+
+    /// Allows `calls` more host calls than the fixed budget, for an operation over a large
+    /// directory. Not cumulative: repeated listings never raise it past the largest one.
+    pub(crate) fn allow(&self, calls: u64) {
+        let mut spent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        spent.allowance = spent.allowance.max(calls);
     }
 
     /// A snapshot of the live database.
@@ -124,6 +134,18 @@ mod tests {
                 .exceeded()
                 .is_some_and(|why| why.contains("snapshot"))
         );
+    }
+
+    #[test]
+    fn a_large_listing_raises_the_budget_once() {
+        let budget = Budget::default();
+        budget.allow(MAX_CALLS);
+        budget.allow(10);
+        budget.allow(MAX_CALLS);
+        for _ in 0..2 * MAX_CALLS {
+            assert!(budget.call().is_ok());
+        }
+        assert!(matches!(budget.call(), Err(Error::NotPermitted(_))));
     }
 
     #[test]

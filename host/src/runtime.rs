@@ -51,7 +51,17 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    pub fn new(database: LiveDatabase, backups: BackupDir) -> Capabilities {
+    /// Lends the policy `backups` and `database`. When the backup directory is the
+    /// database's own directory, the database's files there are put out of the policy's
+    /// reach ([`BackupDir::protect_live_database`]).
+    pub fn new(database: LiveDatabase, mut backups: BackupDir) -> Capabilities {
+        if backups.protect_live_database(database.path()) {
+            tracing::warn!(
+                "the backup directory {} holds the live database {}: its files are never listed, deleted or restored as backups",
+                backups.path().display(),
+                database.path().display()
+            );
+        }
         Capabilities {
             backups: Arc::new(backups),
             database: Arc::new(database),

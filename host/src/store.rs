@@ -6,10 +6,10 @@
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, SystemTime};
 
-use cap_std::fs::{Dir, File, Metadata, OpenOptions, OpenOptionsExt};
+use cap_std::fs::{Dir, File, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::litegraph::backup::store;
@@ -38,11 +38,18 @@ const OPERATION_LOCK: &str = ".lgb-operation.lock";
 /// What SQLite may leave beside a snapshot it was writing when its process died.
 const SQLITE_SIDECARS: [&str; 3] = ["-journal", "-wal", "-shm"];
 
+/// What SQLite keeps beside a database: never backups, whatever their names look like.
+const LIVE_DATABASE_SUFFIXES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
+
 /// The backup directory.
 #[derive(Debug)]
 pub struct BackupDir {
     dir: Dir,
     path: PathBuf,
+    /// The live database's own files, when the backup directory is the database's
+    /// directory: never listed, read, written, restored or removed (see
+    /// [`BackupDir::protect_live_database`]).
+    live_database_files: Vec<String>,
 }
 
 impl BackupDir {
@@ -53,7 +60,111 @@ impl BackupDir {
         Ok(BackupDir {
             dir,
             path: path.to_owned(),
+            live_database_files: Vec::new(),
         })
+    }
+
+    /// Keeps the live database out of reach when it lives in this directory (`--backups`
+    /// pointing at the database's own directory): its file and SQLite's `-wal`, `-shm` and
+    /// `-journal` files beside it are then refused by every operation and never listed, so
+    /// no command or route can list, delete or restore the live database as a backup.
+    /// Returns whether the database is in this directory.
+    pub fn protect_live_database(&mut self, database: &Path) -> bool {
+        let (Some(parent), Some(file_name)) = (database.parent(), database.file_name()) else {
+            return false;
+        };
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        let Some(file_name) = file_name.to_str() else {
+            return false;
+        };
+        let same_directory = match (std::fs::metadata(parent), self.dir.dir_metadata()) {
+            (Ok(parent), Ok(ours)) => {
+                use std::os::unix::fs::MetadataExt as _;
+                parent.dev() == ours.dev() && parent.ino() == ours.ino()
+            }
+            _ => false,
+        };
+        if same_directory {
+            self.live_database_files = LIVE_DATABASE_SUFFIXES
+                .iter()
+                .map(|suffix| format!("{file_name}{suffix}"))
+                .collect();
+        }
+        same_directory
+    }
+
+    /// The host's check of a name it is handed: [`confine`], and never one of the live
+    /// database's files.
+    pub(crate) fn confine<'a>(&self, name: &'a str) -> Result<&'a str, Error> {
+        let name = confine(name)?;
+        if self.is_live_database_file(name) {
+            return Err(Error::NotPermitted(format!(
+                "{name:?} is the live database's own file, never a backup"
+            )));
+        }
+        Ok(name)
+    }
+
+    fn is_live_database_file(&self, name: &str) -> bool {
+        self.live_database_files.iter().any(|live| live == name)
+    }
+
+    /// Whether the directory this handle reaches is still the one at its path: a backup
+    /// directory moved or deleted under a running server would otherwise go on answering
+    /// from a handle nobody sees (an empty listing, creates that vanish). The error says
+    /// what happened, for a person to act on.
+    pub fn check_in_place(&self) -> Result<(), String> {
+        let shown = self.path.display();
+        let ours = self
+            .dir
+            .dir_metadata()
+            .map_err(|e| format!("cannot stat the backup directory {shown}: {e}"))?;
+        if ours.nlink() == 0 {
+            return Err(format!(
+                "the backup directory {shown} was deleted while in use; recreate it and restart"
+            ));
+        }
+        match std::fs::metadata(&self.path) {
+            Ok(now) => {
+                use std::os::unix::fs::MetadataExt as _;
+                if now.dev() == ours.dev() && now.ino() == ours.ino() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the backup directory {shown} was moved or replaced while in use; restart to use the directory now at that path"
+                    ))
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(format!(
+                "the backup directory {shown} was moved or deleted while in use; put it back or restart"
+            )),
+            Err(e) => Err(format!("cannot stat the backup directory {shown}: {e}")),
+        }
+    }
+
+    /// [`BackupDir::check_in_place`], as the capabilities' error.
+    pub(crate) fn in_place(&self) -> Result<(), Error> {
+        self.check_in_place().map_err(Error::Io)
+    }
+
+    /// Host temporaries present in the directory (left by interrupted runs, or in use by
+    /// another process right now): how many, and how many bytes they hold.
+    pub fn leftovers(&self) -> io::Result<(usize, u64)> {
+        let (mut count, mut bytes) = (0, 0);
+        for entry in self.dir.entries()? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if is_temporary_name(&name) && entry.file_type()?.is_file() {
+                count += 1;
+                bytes += entry.metadata()?.len();
+            }
+        }
+        Ok((count, bytes))
     }
 
     /// Creates the backup directory (and its parents) when missing, then opens it.
@@ -65,15 +176,30 @@ impl BackupDir {
     /// Opens a backup to stream it out, under the same rules as the `store` capability: a
     /// single name inside the directory, a regular file, no symbolic link followed.
     pub fn open_for_reading(&self, name: &str) -> Result<std::fs::File, crate::Error> {
-        Ok(self.open_regular(confine(name)?)?.into_std())
+        Ok(self.open_regular(self.confine(name)?)?.into_std())
     }
 
     /// The path SQLite should open for a regular file of the directory (SQLite opens by
     /// path): checked through the `Dir` first, so that it is a confined name of a regular
     /// file, not a link.
     pub(crate) fn path_of_regular_file(&self, name: &str) -> Result<PathBuf, Error> {
-        self.regular_file(confine(name)?)?;
+        self.regular_file(self.confine(name)?)?;
         Ok(self.path.join(name))
+    }
+
+    /// Opens one of the host's own temporaries for writing.
+    pub(crate) fn open_for_writing(&self, temporary: &str) -> Result<std::fs::File, Error> {
+        let mut options = OpenOptions::new();
+        options.write(true).custom_flags(libc::O_NOFOLLOW);
+        self.dir
+            .open_with(confine(temporary)?, &options)
+            .map(File::into_std)
+            .map_err(|e| failed("open", temporary, e))
+    }
+
+    /// Opens a regular file of the directory for reading, under the capability's rules.
+    pub(crate) fn open_confined(&self, name: &str) -> Result<std::fs::File, Error> {
+        Ok(self.open_regular(self.confine(name)?)?.into_std())
     }
 
     /// The path the directory was opened at. Only SQLite gets it, to open a temporary that
@@ -124,7 +250,12 @@ impl BackupDir {
         self.dir
             .open_with(".", OpenOptions::new().read(true))
             .and_then(|dir| dir.sync_all())
-            .map_err(|e| Error::Io(format!("sync the backup directory: {e}")))
+            .map_err(|e| {
+                Error::Io(format!(
+                    "cannot sync the backup directory {}: {e}",
+                    self.path.display()
+                ))
+            })
     }
 
     /// Renames without ever replacing: a hard link fails when the target exists, and only
@@ -165,7 +296,7 @@ impl BackupDir {
             if !name.starts_with(TEMPORARY_PREFIX) || !entry.file_type()?.is_file() {
                 continue;
             }
-            if name.ends_with(".tmp") || name.ends_with(".part") {
+            if is_temporary_name(&name) {
                 removed += usize::from(self.remove_if_abandoned(&name)?);
             } else if let Some(owner) = SQLITE_SIDECARS
                 .iter()
@@ -243,6 +374,37 @@ impl BackupDir {
     }
 }
 
+/// Whether a name is one of the host's temporaries.
+fn is_temporary_name(name: &str) -> bool {
+    name.starts_with(TEMPORARY_PREFIX) && (name.ends_with(".tmp") || name.ends_with(".part"))
+}
+
+/// The paths of the temporaries this process holds, so that a signal handler can remove
+/// them before the process exits (a `Drop` never runs when a signal ends the process).
+static LIVE_TEMPORARIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes every temporary this process has open (and SQLite's journal files beside
+/// them), for a command interrupted by SIGINT or SIGTERM that is about to exit; returns how
+/// many it removed. An unfinished copy is never published, so nothing else needs undoing:
+/// an open write transaction on the live database rolls back when the process ends.
+pub fn remove_live_temporaries() -> usize {
+    let live = LIVE_TEMPORARIES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let mut removed = 0;
+    for path in live.iter() {
+        if std::fs::remove_file(path).is_ok() {
+            removed += 1;
+        }
+        for suffix in SQLITE_SIDECARS {
+            let mut sidecar = path.clone().into_os_string();
+            sidecar.push(suffix);
+            let _ = std::fs::remove_file(sidecar);
+        }
+    }
+    removed
+}
+
 /// A file the host creates for itself in the backup directory: a hidden, unique name, locked
 /// for as long as this value lives (so a sweeper in another process leaves it alone), and
 /// removed when it is dropped unless it has been renamed away by then.
@@ -275,6 +437,10 @@ impl Temporary {
                 Ok(file) => {
                     let file = file.into_std();
                     file.try_lock().map_err(io::Error::other)?;
+                    LIVE_TEMPORARIES
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(backups.path.join(&name));
                     let backups = Arc::clone(backups);
                     return Ok(Temporary {
                         backups,
@@ -318,10 +484,18 @@ impl Temporary {
 
 impl Drop for Temporary {
     fn drop(&mut self) {
+        let path = self.backups.path.join(&self.name);
+        LIVE_TEMPORARIES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|live| *live != path);
         match self.backups.dir.remove_file(&self.name) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => eprintln!("warning: could not remove temporary {}: {e}", self.name),
+            Err(e) => tracing::warn!(
+                "could not remove the temporary {}: {e}",
+                self.backups.path.join(&self.name).display()
+            ),
         }
     }
 }
@@ -351,7 +525,7 @@ fn failed(action: &str, name: &str, error: io::Error) -> Error {
     match error.kind() {
         io::ErrorKind::NotFound => Error::NotFound,
         io::ErrorKind::AlreadyExists => Error::Exist,
-        _ => Error::Io(format!("{action} {name}: {error}")),
+        _ => Error::Io(format!("cannot {action} {name}: {error}")),
     }
 }
 
@@ -383,11 +557,33 @@ fn file_stat(metadata: &Metadata) -> FileStat {
 pub struct StoreCtx {
     backups: Arc<BackupDir>,
     budget: Budget,
+    /// Whether this operation has made sure the directory is still at its path.
+    in_place: bool,
 }
 
 impl StoreCtx {
     pub(crate) fn new(backups: Arc<BackupDir>, budget: Budget) -> StoreCtx {
-        StoreCtx { backups, budget }
+        StoreCtx {
+            backups,
+            budget,
+            in_place: false,
+        }
+    }
+
+    /// Charges one call, and once per operation makes sure that the directory is still
+    /// where the operator put it.
+    fn call(&mut self) -> Result<(), Error> {
+        self.budget.call()?;
+        if !self.in_place {
+            self.backups.in_place()?;
+            self.in_place = true;
+        }
+        Ok(())
+    }
+
+    /// `failed`, naming the file by its full path.
+    fn failed(&self, action: &str, name: &str, error: io::Error) -> Error {
+        failed(action, &self.backups.path.join(name).display().to_string(), error)
     }
 }
 
@@ -405,6 +601,10 @@ pub(crate) fn add_to_linker<T: 'static>(
     store::add_to_linker::<T, HasStore>(linker, get)
 }
 
+/// Host calls a listing may need per entry it returns (a stat, a metadata read, an orphan's
+/// removal and some slack): the budget bounds a runaway guest, not a big directory.
+const CALLS_PER_LISTED_ENTRY: u64 = 4;
+
 impl store::Host for StoreCtx {
     fn now(&mut self) -> Datetime {
         // Refused or not, the time is harmless; the call still counts.
@@ -413,30 +613,36 @@ impl store::Host for StoreCtx {
     }
 
     fn list(&mut self) -> Result<Vec<String>, Error> {
-        self.budget.call()?;
-        let listing = |e: io::Error| Error::Io(format!("list the backup directory: {e}"));
+        self.call()?;
+        let shown = self.backups.path.display();
+        let listing = |e: io::Error| Error::Io(format!("cannot list the backup directory {shown}: {e}"));
         let mut names = Vec::new();
         for entry in self.backups.dir.entries().map_err(listing)? {
             let entry = entry.map_err(listing)?;
             let is_file = entry.file_type().map_err(listing)?.is_file();
             // A name that is not UTF-8 cannot be a backup name: leave it out.
-            if let (true, Ok(name)) = (is_file, entry.file_name().into_string()) {
+            if let (true, Ok(name)) = (is_file, entry.file_name().into_string())
+                && !self.backups.is_live_database_file(&name)
+            {
                 names.push(name);
             }
         }
+        self.budget
+            .allow(CALLS_PER_LISTED_ENTRY.saturating_mul(names.len() as u64));
         Ok(names)
     }
 
     fn stat(&mut self, name: String) -> Result<FileStat, Error> {
-        self.budget.call()?;
-        let metadata = self.backups.regular_file(confine(&name)?)?;
+        self.call()?;
+        let metadata = self.backups.regular_file(self.backups.confine(&name)?)?;
         Ok(file_stat(&metadata))
     }
 
     fn digests(&mut self, name: String) -> Result<FileDigests, Error> {
+        self.call()?;
         self.budget.heavy(Heavy::Digests, &name)?;
-        let file = self.backups.open_regular(confine(&name)?)?;
-        let d = digests(file).map_err(|e| failed("read", &name, e))?;
+        let file = self.backups.open_regular(self.backups.confine(&name)?)?;
+        let d = digests(file).map_err(|e| self.failed("read", &name, e))?;
         Ok(FileDigests {
             md5: d.md5,
             sha1: d.sha1,
@@ -445,23 +651,31 @@ impl store::Host for StoreCtx {
     }
 
     fn read(&mut self, name: String) -> Result<Vec<u8>, Error> {
-        self.budget.call()?;
-        let file = self.backups.open_regular(confine(&name)?)?;
+        self.call()?;
+        let file = self.backups.open_regular(self.backups.confine(&name)?)?;
         let mut contents = Vec::new();
         file.take(SMALL_FILE_BYTES + 1)
             .read_to_end(&mut contents)
-            .map_err(|e| failed("read", &name, e))?;
+            .map_err(|e| self.failed("read", &name, e))?;
         if contents.len() as u64 > SMALL_FILE_BYTES {
+            // Only metadata is read this way: an oversized one is damaged or planted.
+            let path = self.backups.path.join(&name);
+            tracing::warn!(
+                "{} is larger than {SMALL_FILE_BYTES} bytes: not a metadata record; ignored",
+                path.display()
+            );
             return Err(Error::Io(format!(
-                "read {name}: larger than {SMALL_FILE_BYTES} bytes"
+                "cannot read {}: larger than {SMALL_FILE_BYTES} bytes",
+                path.display()
             )));
         }
         Ok(contents)
     }
 
     fn write(&mut self, name: String, contents: Vec<u8>) -> Result<(), Error> {
+        self.call()?;
         self.budget.write(contents.len())?;
-        confine(&name)?;
+        self.backups.confine(&name)?;
         if !(name.starts_with('.') && name.ends_with(".meta")) {
             return Err(Error::NotPermitted(format!(
                 "{name:?}: write is for metadata files (.*.meta) only"
@@ -472,22 +686,24 @@ impl store::Host for StoreCtx {
                 "write {name}: larger than {SMALL_FILE_BYTES} bytes"
             )));
         }
-        self.backups.write_atomically(&name, &contents)
+        self.backups
+            .write_atomically(&name, &contents)
+            .inspect_err(|e| tracing::warn!("cannot record metadata: {e:?}"))
     }
 
     fn rename_noreplace(&mut self, source: String, target: String) -> Result<(), Error> {
-        self.budget.call()?;
+        self.call()?;
         self.backups
-            .rename_noreplace(confine(&source)?, confine(&target)?)
+            .rename_noreplace(self.backups.confine(&source)?, self.backups.confine(&target)?)
     }
 
     fn remove(&mut self, name: String) -> Result<(), Error> {
-        self.budget.call()?;
-        self.backups.regular_file(confine(&name)?)?;
+        self.call()?;
+        self.backups.regular_file(self.backups.confine(&name)?)?;
         self.backups
             .dir
             .remove_file(&name)
-            .map_err(|e| failed("remove", &name, e))?;
+            .map_err(|e| self.failed("remove", &name, e))?;
         self.backups.sync()
     }
 }

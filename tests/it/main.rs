@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod faults;
 mod hostile;
+mod live_database;
 mod http;
 mod names;
 mod ordering;

@@ -16,6 +16,8 @@ use crate::budget::{Budget, Heavy};
 use crate::digests::digests;
 use crate::store::{BackupDir, OperationLock, Temporary};
 
+mod pages;
+
 /// How long a snapshot waits for a lock on the live database by default, as LiteGraph's own
 /// `busy_timeout`.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,17 +54,29 @@ impl LiveDatabase {
         Ok(true)
     }
 
+    /// Whether the live database file is still there: the error says what is wrong, for
+    /// a person to act on (a server whose database was deleted or moved under it).
+    pub fn check_present(&self) -> Result<(), String> {
+        let shown = self.path.display();
+        match std::fs::metadata(&self.path) {
+            Ok(metadata) if metadata.is_file() => Ok(()),
+            Ok(_) => Err(format!("the live database {shown} is not a regular file")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                "the live database {shown} does not exist (deleted or moved?)"
+            )),
+            Err(e) => Err(format!("cannot stat the live database {shown}: {e}")),
+        }
+    }
+
     /// A dedicated connection to the live database; never creates one.
     fn connect(&self) -> Result<Connection, Error> {
         let shown = self.path.display();
-        if !self.path.is_file() {
-            return Err(Error::NoDatabase(format!("no database file at {shown}")));
-        }
+        self.check_present().map_err(Error::NoDatabase)?;
         let connection = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| Error::NoDatabase(format!("cannot open {shown}: {e}")))?;
+        .map_err(|e| Error::NoDatabase(format!("cannot open the live database {shown}: {e}")))?;
         connection
             .busy_timeout(self.busy_timeout)
             .map_err(sqlite_error)?;
@@ -77,31 +91,9 @@ impl LiveDatabase {
                 Some(ErrorCode::NotADatabase) => {
                     Error::NoDatabase(format!("{shown} is not a SQLite database"))
                 }
-                _ => sqlite_error(e),
+                _ => Error::Io(format!("cannot read the live database {shown}: {e}")),
             })?;
         Ok(connection)
-    }
-
-    /// Replaces the live database's content with the database at `source`, through the
-    /// online backup API (one write transaction: other connections see the old content or
-    /// the new), then runs `quick_check` on the result.
-    fn restore_from(&self, mut live: Connection, source: &Path) -> Result<(), Error> {
-        let backup_file = open_backup(source)?;
-        {
-            let backup = Backup::new(&backup_file, &mut live).map_err(sqlite_error)?;
-            match backup.step(-1).map_err(sqlite_error)? {
-                StepResult::Done => {}
-                StepResult::Busy | StepResult::Locked => return Err(Error::Busy),
-                _ => return Err(Error::Io("the online restore stopped early".into())),
-            }
-        }
-        run_check(&live, false)?;
-        // In WAL mode the restored pages are in the WAL: copy them into the database file
-        // itself, so that the file alone holds the restored content. PASSIVE never waits;
-        // pages an older reader still needs are copied by the next checkpoint. A no-op for
-        // a rollback-journal database.
-        live.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            .map_err(sqlite_error)
     }
 
     /// Copies the whole database, as of one read transaction, into the (empty, existing)
@@ -203,7 +195,7 @@ fn copy_error(e: rusqlite::Error) -> Error {
     }
 }
 
-fn sqlite_error(e: rusqlite::Error) -> Error {
+pub(super) fn sqlite_error(e: rusqlite::Error) -> Error {
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy,
         _ => Error::Io(format!("SQLite: {e}")),
@@ -216,9 +208,20 @@ pub struct SnapshotCtx {
     database: Arc<LiveDatabase>,
     backups: Arc<BackupDir>,
     budget: Budget,
+    /// A restore prepared by `take-for-restore`, holding the live database's write
+    /// transaction; rolled back if the operation ends without `restore`. Declared before the
+    /// lock so that it is released first.
+    pending: Option<PendingRestore>,
     temporaries: Vec<Temporary>,
     /// Held from this operation's first snapshot or restore until it ends.
     exclusive: Option<OperationLock>,
+}
+
+/// The live database inside a restore's write transaction, and what it is ready for.
+struct PendingRestore {
+    live: Connection,
+    header: pages::LiveHeader,
+    backup: String,
 }
 
 impl SnapshotCtx {
@@ -231,6 +234,7 @@ impl SnapshotCtx {
             database,
             backups,
             budget,
+            pending: None,
             temporaries: Vec::new(),
             exclusive: None,
         }
@@ -244,12 +248,85 @@ impl SnapshotCtx {
             let lock = self
                 .backups
                 .operation_lock(self.database.busy_timeout)
-                .map_err(|e| Error::Io(format!("take the operation lock: {e}")))?
+                .map_err(|e| {
+                    Error::Io(format!(
+                        "cannot take the operation lock in {}: {e}",
+                        self.backups.path().display()
+                    ))
+                })?
                 .ok_or(Error::Busy)?;
             self.exclusive = Some(lock);
         }
         Ok(())
     }
+
+    /// A new temporary in the backup directory, owned by this operation from here on:
+    /// removed when the operation ends unless renamed away.
+    fn temporary(&mut self) -> Result<&Temporary, Error> {
+        self.backups.sweep_stale_temporaries().map_err(|e| {
+            Error::Io(format!(
+                "cannot clean up the backup directory {}: {e}",
+                self.backups.path().display()
+            ))
+        })?;
+        let temporary = Temporary::create(&self.backups, "tmp").map_err(|e| {
+            Error::Io(format!(
+                "cannot create a file in the backup directory {}: {e}",
+                self.backups.path().display()
+            ))
+        })?;
+        self.temporaries.push(temporary);
+        Ok(self.temporaries.last().expect("just pushed"))
+    }
+
+    /// Opens the live database for a restore from `backup`: checks that the backup's pages
+    /// fit it (before anything is locked or copied), then begins the write transaction.
+    fn begin_restore(&mut self, backup: &str) -> Result<PendingRestore, Error> {
+        let mut source = self.backups.open_confined(backup)?;
+        let mut header = [0u8; 100];
+        let backup_layout = std::io::Read::read_exact(&mut source, &mut header)
+            .ok()
+            .and_then(|()| pages::Layout::of_header(&header))
+            .ok_or_else(|| Error::Corrupt(format!("{backup} is not a SQLite database")))?;
+        let live = self.database.connect()?;
+        self.hold_exclusive()?;
+        pages::begin_write(&live)?;
+        let header = pages::live_header(&live)?;
+        if let Some(why) = backup_layout.mismatch(&header.layout) {
+            return Err(Error::NotPermitted(why));
+        }
+        Ok(PendingRestore {
+            live,
+            header,
+            backup: backup.to_owned(),
+        })
+    }
+}
+
+/// Flushes a finished copy to disk and digests it at once: the flush waits on the disk, the
+/// hashing on the CPU, and the copy is still in the page cache.
+fn flush_and_digest(backups: &BackupDir, temporary: &Temporary) -> Result<FileDigests, Error> {
+    let io = |action: &str, e: std::io::Error| {
+        Error::Io(format!(
+            "cannot {action} in the backup directory {}: {e}",
+            backups.path().display()
+        ))
+    };
+    let copy = backups
+        .open_for_reading(temporary.name())
+        .map_err(|e| io("reopen the snapshot", std::io::Error::other(e)))?;
+    let (synced, digests) = std::thread::scope(|scope| {
+        let sync = scope.spawn(|| temporary.sync());
+        let digests = digests(copy);
+        (sync.join().expect("fsync never panics"), digests)
+    });
+    synced.map_err(|e| io("flush the snapshot to disk", e))?;
+    let d = digests.map_err(|e| io("read the snapshot", e))?;
+    Ok(FileDigests {
+        md5: d.md5,
+        sha1: d.sha1,
+        sha256: d.sha256,
+    })
 }
 
 struct HasSnapshot;
@@ -269,20 +346,13 @@ pub(crate) fn add_to_linker<T: 'static>(
 impl snapshot::Host for SnapshotCtx {
     fn take(&mut self) -> Result<SnapshotFile, Error> {
         self.budget.snapshot()?;
+        self.backups.in_place()?;
         // Connect first: without a database, nothing at all is created.
         let source = self.database.connect()?;
         self.hold_exclusive()?;
-        let io = |action: &str, e: std::io::Error| Error::Io(format!("{action}: {e}"));
-        self.backups
-            .sweep_stale_temporaries()
-            .map_err(|e| io("clean up the backup directory", e))?;
-        let temporary =
-            Temporary::create(&self.backups, "tmp").map_err(|e| io("create a temporary", e))?;
-        let name = temporary.name().to_owned();
-        // Owned from here on: removed when the operation ends unless renamed away.
-        self.temporaries.push(temporary);
-        let temporary = self.temporaries.last().expect("just pushed");
-        let path = self.backups.path().join(&name);
+        let backups = Arc::clone(&self.backups);
+        let temporary = self.temporary()?;
+        let path = backups.path().join(temporary.name());
         std::thread::scope(|scope| {
             let (stop, stopped) = std::sync::mpsc::channel::<()>();
             scope.spawn(move || temporary.flush_while_written(&stopped));
@@ -290,40 +360,83 @@ impl snapshot::Host for SnapshotCtx {
             drop(stop);
             copied
         })?;
-        // Flush and hash at once: the flush waits on the disk, the hashing on the CPU, and
-        // the copy is still in the page cache.
-        let copy = self
-            .backups
-            .open_for_reading(&name)
-            .map_err(|e| io("reopen the snapshot", std::io::Error::other(e)))?;
-        let (synced, digests) = std::thread::scope(|scope| {
-            let sync = scope.spawn(|| temporary.sync());
-            let digests = digests(copy);
-            (sync.join().expect("fsync never panics"), digests)
-        });
-        synced.map_err(|e| io("flush the snapshot to disk", e))?;
-        let d = digests.map_err(|e| io("read the snapshot", e))?;
+        let digests = flush_and_digest(&backups, temporary)?;
         Ok(SnapshotFile {
-            name,
-            digests: FileDigests {
-                md5: d.md5,
-                sha1: d.sha1,
-                sha256: d.sha256,
-            },
+            name: temporary.name().to_owned(),
+            digests,
         })
+    }
+
+    fn take_for_restore(&mut self, name: String) -> Result<SnapshotFile, Error> {
+        self.budget.snapshot()?;
+        self.backups.in_place()?;
+        if self.pending.is_some() {
+            return Err(Error::NotPermitted(
+                "a restore is already prepared in this operation".into(),
+            ));
+        }
+        let pending = self.begin_restore(&name)?;
+        let backups = Arc::clone(&self.backups);
+        let temporary = self.temporary()?;
+        let file = backups.open_for_writing(temporary.name())?;
+        pages::copy_live(&pending.live, pending.header.layout.page_size, &file)?;
+        let digests = flush_and_digest(&backups, temporary)?;
+        let name = temporary.name().to_owned();
+        self.pending = Some(pending);
+        Ok(SnapshotFile { name, digests })
     }
 
     fn check(&mut self, name: String, full: bool) -> Result<(), Error> {
         self.budget.heavy(Heavy::Check, &name)?;
+        self.backups.in_place()?;
         let path = self.backups.path_of_regular_file(&name)?;
         run_check(&open_backup(&path)?, full)
     }
 
-    fn restore(&mut self, name: String) -> Result<(), Error> {
+    fn restore(&mut self, name: String, sha256: String) -> Result<(), Error> {
         self.budget.heavy(Heavy::Restore, &name)?;
-        let path = self.backups.path_of_regular_file(&name)?;
-        let live = self.database.connect()?;
-        self.hold_exclusive()?;
-        self.database.restore_from(live, &path)
+        self.backups.in_place()?;
+        let pending = match self.pending.take() {
+            Some(pending) if pending.backup == name => pending,
+            Some(pending) => {
+                return Err(Error::NotPermitted(format!(
+                    "this operation prepared the restore of {:?}, not {name:?}",
+                    pending.backup
+                )));
+            }
+            None => self.begin_restore(&name)?,
+        };
+        // Read through the directory's handle, once: exactly these bytes are written and
+        // hashed, whatever happens to the name meanwhile.
+        let mut source = self.backups.open_confined(&name)?;
+        let written = pages::write_backup(&pending.live, &pending.header, &mut source)?;
+        if !written.eq_ignore_ascii_case(&sha256) {
+            // Dropping the connection rolls the transaction back.
+            return Err(Error::Corrupt(format!(
+                "{name} changed since it was verified (SHA-256 now {written}, verified {sha256}); \
+                 nothing was restored"
+            )));
+        }
+        pending
+            .live
+            .execute_batch("COMMIT")
+            .map_err(|e| match sqlite_error(e) {
+                Error::Busy => Error::Busy,
+                Error::Io(why) => Error::Io(format!("cannot commit the restore: {why}")),
+                other => other,
+            })?;
+        let live = pending.live;
+        run_check(&live, false).map_err(|e| match e {
+            Error::Corrupt(finding) => Error::Corrupt(format!(
+                "the restored database failed quick_check after the commit: {finding}"
+            )),
+            other => other,
+        })?;
+        // In WAL mode the restored pages are in the WAL: copy them into the database file
+        // itself, so that the file alone holds the restored content. PASSIVE never waits;
+        // pages an older reader still needs are copied by the next checkpoint. A no-op for
+        // a rollback-journal database.
+        live.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(sqlite_error)
     }
 }
