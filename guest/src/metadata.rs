@@ -1,7 +1,8 @@
 //! What we record about a backup, and where.
 //!
 //! Each backup `name` has a sidecar file, `.lgb-<SHA-256 of name, hex>.meta`, written once
-//! when the backup is made (or when a backup copied in by hand is first seen). The sidecar's
+//! when the backup is made (or when a backup copied in by hand is first seen, or when its
+//! sidecar could not be read or decoded: then it is written again). The sidecar's
 //! name has a fixed length whatever the backup's name, and its leading `.` keeps it out of
 //! listings. It is a few lines of text:
 //!

@@ -134,9 +134,10 @@ fn missing_database_is_an_error_and_creates_nothing() {
     let deployment = Deployment::without_database();
     let before = deployment.tree();
     let result = deployment.runtime().create(Some("x.db"));
+    let path = deployment.database.display().to_string();
     assert!(
-        matches!(&result, Err(Error::NoDatabase(why)) if why.contains("no database")),
-        "{result:?}"
+        matches!(&result, Err(Error::NoDatabase(why)) if why.contains(&path)),
+        "names the database: {result:?}"
     );
     assert!(
         !deployment.database.exists(),
@@ -349,4 +350,48 @@ fn guest_deadline_does_not_count_host_work() {
         started.elapsed() > limit,
         "the host work took longer than the guest's limit"
     );
+}
+
+/// The hidden file that holds a backup's record: `.lgb-<SHA-256 of the name, hex>.meta`.
+fn sidecar_of(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(name.as_bytes());
+    format!(
+        ".lgb-{}.meta",
+        litegraph_backup_tests::upper_hex(&hash).to_lowercase()
+    )
+}
+
+// Item 24: one sidecar over 64 KiB, or a directory with a sidecar's name, failed every
+// listing.
+#[test]
+fn one_bad_sidecar_does_not_break_the_listing() {
+    let deployment = Deployment::with_nodes(20);
+    let runtime = deployment.runtime();
+    for name in ["a.db", "b.db", "c.db"] {
+        runtime.create(Some(name)).expect("create");
+    }
+    let oversized = deployment.backup(&sidecar_of("a.db"));
+    assert!(oversized.exists(), "the sidecar is where this test thinks");
+    fs::write(&oversized, vec![b'x'; 65 * 1024]).expect("bloat a sidecar");
+    let in_the_way = deployment.backup(&sidecar_of("b.db"));
+    fs::remove_file(&in_the_way).expect("remove a sidecar");
+    fs::create_dir(&in_the_way).expect("a directory in its place");
+
+    let listed = runtime.list().expect("the listing still works");
+    let names: Vec<&str> = listed.iter().map(|b| b.filename.as_str()).collect();
+    assert_eq!(names, ["a.db", "b.db", "c.db"]);
+    for backup in &listed {
+        let file = deployment.backup(&backup.filename);
+        assert_eq!(backup.sha256_hash, file_sha256(&file).expect("hash"));
+    }
+    assert!(
+        fs::metadata(&oversized).expect("stat").len() < 1024,
+        "the bloated record was written again"
+    );
+
+    let verdict = runtime.verify("b.db", false).expect("a verdict");
+    assert!(!verdict.verified);
+    let problems = verdict.problems.join("\n");
+    assert!(problems.contains("could not be recorded"), "{problems}");
 }
