@@ -123,7 +123,19 @@ impl Server {
         let state = ApiState::new(runtime, "litegraphadmin")
             .expect("state")
             .with_body_timeout(timeout);
-        let app = http::router(state);
+        Server::start_app(http::router(state), timeout.into())
+    }
+
+    /// Serves the API over `runtime` with `options` (a connection cap, say).
+    pub fn start_with_options(
+        runtime: litegraph_backup::Runtime,
+        options: http::ServeOptions,
+    ) -> Server {
+        let state = ApiState::new(runtime, "litegraphadmin").expect("state");
+        Server::start_app(http::router(state), options)
+    }
+
+    fn start_app(app: axum::Router, options: http::ServeOptions) -> Server {
         let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -132,7 +144,7 @@ impl Server {
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let thread = thread::spawn(move || {
             runtime
-                .block_on(http::serve(listener, app, timeout, async {
+                .block_on(http::serve(listener, app, options, async {
                     let _ = stop.await;
                 }))
                 .expect("serve");

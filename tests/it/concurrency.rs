@@ -1,13 +1,17 @@
 //! Backups of a database that keeps changing, and operations that race each other.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use litegraph_backup::Error;
-use litegraph_backup_tests::{file_sha256, integrity};
+use litegraph_backup_tests::{create_litegraph_database_of_size, file_sha256, integrity};
 use rusqlite::{Connection, params};
 
+use crate::client::{ADMIN, Server, post_backup, request};
 use crate::support::{Deployment, ignoring_access};
 
 /// Commits continuously until told to stop: each transaction adds a node and advances a
@@ -140,4 +144,82 @@ fn listing_while_backups_are_made_never_shows_internal_files() {
         assert!(lists > 0);
     });
     assert_eq!(runtime.list().expect("list").len(), 5);
+}
+
+/// A full verify over HTTP: counts itself in `sent` once its request is on the wire and in
+/// `finished` once answered.
+fn full_verify(addr: SocketAddr, sent: &AtomicUsize, finished: &AtomicUsize) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .write_all(
+            b"POST /v1.0/backups/big.db/verify?full HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+              Authorization: Bearer litegraphadmin\r\nContent-Length: 0\r\n\r\n",
+        )
+        .expect("send");
+    sent.fetch_add(1, Ordering::SeqCst);
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("an answer");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    finished.fetch_add(1, Ordering::SeqCst);
+}
+
+// Before, 200 parallel full verifies held all 64 guest instances and a plain list waited
+// behind them (9.4 s); heavy operations now queue for their own few turns.
+#[test]
+fn lists_answer_promptly_while_many_full_verifies_queue() {
+    // More than the 64 guest instances, each verify some tens of milliseconds of work.
+    const VERIFIES: usize = 100;
+    let deployment = Deployment::without_database();
+    create_litegraph_database_of_size(&deployment.database, 6 << 20).expect("a database");
+    let server = Server::start(&deployment);
+    assert_eq!(post_backup(server.addr, "big.db").status, 200);
+    let timed_list = || {
+        let started = Instant::now();
+        let answer = request(server.addr, "GET", "/v1.0/backups", &[ADMIN], b"");
+        assert_eq!(answer.status, 200);
+        started.elapsed()
+    };
+    let baseline = (0..5).map(|_| timed_list()).max().expect("five");
+
+    let (sent, finished) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let during = thread::scope(|scope| {
+        for _ in 0..VERIFIES {
+            scope.spawn(|| full_verify(server.addr, &sent, &finished));
+        }
+        let began = Instant::now();
+        while sent.load(Ordering::SeqCst) < VERIFIES {
+            assert!(
+                began.elapsed() < Duration::from_secs(60),
+                "verifies not sent"
+            );
+            thread::yield_now();
+        }
+        let mut during = Vec::new();
+        while during.len() < 5 && finished.load(Ordering::SeqCst) < VERIFIES {
+            let took = timed_list();
+            if finished.load(Ordering::SeqCst) < VERIFIES {
+                during.push(took);
+            }
+        }
+        during
+    });
+    eprintln!("list: {baseline:?} alone, {during:?} behind {VERIFIES} full verifies");
+    assert!(
+        during.len() >= 3,
+        "the verifies ended before lists could be timed among them: {during:?}"
+    );
+    let worst = during.iter().max().expect("samples");
+    assert!(
+        *worst < Duration::from_secs(1).max(baseline * 20),
+        "a list took {worst:?} behind heavy work (alone: {baseline:?})"
+    );
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        VERIFIES,
+        "every verify answered"
+    );
 }

@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod faults;
 mod hostile;
+mod hostile_load;
 mod live_database;
 mod http;
 mod names;

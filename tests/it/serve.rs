@@ -19,18 +19,24 @@ use crate::support::{Deployment, decoded_data};
 
 /// A `serve` process on a free port, its log collected; killed if still running when
 /// dropped.
-struct Served {
+pub struct Served {
     child: Child,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
 }
 
 impl Served {
-    fn start(deployment: &Deployment, extra: &[&str]) -> Served {
-        let mut child = deployment
-            .cli()
+    pub fn start(deployment: &Deployment, extra: &[&str]) -> Served {
+        let mut command = deployment.cli();
+        command
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
+            .args(extra);
+        Served::spawn(command)
+    }
+
+    /// Runs `command` (a `serve` command line), waiting until it listens.
+    pub fn spawn(mut command: Command) -> Served {
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -70,7 +76,7 @@ impl Served {
     }
 
     /// Sends SIGTERM and waits; returns the exit code and the whole log.
-    fn terminate(mut self) -> (Option<i32>, String) {
+    pub fn terminate(mut self) -> (Option<i32>, String) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -218,7 +224,8 @@ fn litegraph_docs_curl_lines_work_unchanged() {
 fn serve_creates_a_missing_database_in_wal_mode() {
     let deployment = Deployment::without_database();
     std::fs::remove_dir(&deployment.backups).expect("no backup directory either");
-    let served = Served::start(&deployment, &[]);
+    // A database named on the command line is created only when asked (issue 9, item 7).
+    let served = Served::start(&deployment, &["--create-database"]);
     let answer = post_backup(served.addr, "first.db");
     assert_eq!(answer.status, 200, "{}", answer.text());
     let mode: String = rusqlite::Connection::open(&deployment.database)
@@ -229,7 +236,7 @@ fn serve_creates_a_missing_database_in_wal_mode() {
     let (code, log) = served.terminate();
     assert_eq!(code, Some(0));
     assert!(
-        log.contains("created an empty database in WAL mode"),
+        log.contains("created a NEW EMPTY database in WAL mode"),
         "{log}"
     );
     assert_eq!(
@@ -375,4 +382,53 @@ fn sigterm_lets_a_backup_in_progress_finish() {
         2,
         "no temporaries left"
     );
+}
+
+// Before, the log said only "POST /v1.0/backups 200": not who asked, nor which backup a
+// create, delete or restore changed, nor where the restore put the previous content.
+#[test]
+fn request_log_names_the_client_and_the_backups_changed() {
+    let deployment = Deployment::with_nodes(50);
+    let served = Served::start(&deployment, &[]);
+    assert_eq!(post_backup(served.addr, "named.db").status, 200);
+    let restored = request(
+        served.addr,
+        "POST",
+        "/v1.0/backups/named.db/restore",
+        &[ADMIN],
+        b"",
+    );
+    assert_eq!(restored.status, 200, "{}", restored.text());
+    let safety: Value = serde_json::from_slice(&restored.body).expect("JSON");
+    let safety = safety["SafetyBackup"]["Filename"]
+        .as_str()
+        .expect("a safety backup")
+        .to_owned();
+    let deleted = request(
+        served.addr,
+        "DELETE",
+        "/v1.0/backups/named.db",
+        &[ADMIN],
+        b"",
+    );
+    assert_eq!(deleted.status, 200);
+
+    let (_, log) = served.terminate();
+    let line = |needle: &str| {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{log}"))
+            .to_owned()
+    };
+    let created = line("POST /v1.0/backups 200");
+    assert!(created.contains("127.0.0.1:"), "the client: {created}");
+    assert!(created.contains(r#"backup "named.db""#), "{created}");
+    let restore = line("POST /v1.0/backups/named.db/restore 200");
+    assert!(restore.contains("127.0.0.1:"), "{restore}");
+    assert!(
+        restore.contains(&format!(r#"safety backup "{safety}""#)),
+        "{restore}"
+    );
+    let delete = line("DELETE /v1.0/backups/named.db 200");
+    assert!(delete.contains(r#"backup "named.db""#), "{delete}");
 }

@@ -18,23 +18,25 @@ use tower::ServiceExt;
 use crate::client::{ADMIN, Server, post_backup, request, send};
 use crate::support::{Deployment, assert_backup_file, decoded_data};
 
+mod degraded;
+
 const AUTHENTICATION_FAILED: &str = r#"{"Error":"AuthenticationFailed","Message":"Your authentication material was not accepted.","StatusCode":401}"#;
 const BAD_REQUEST_MESSAGE: &str =
     "We were unable to discern your request.  Please check your URL, query, and request body.";
 
-struct Reply {
-    status: StatusCode,
+pub(super) struct Reply {
+    pub(super) status: StatusCode,
     headers: axum::http::HeaderMap,
     body: Vec<u8>,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
@@ -45,7 +47,7 @@ impl Reply {
     }
 }
 
-fn app(deployment: &Deployment) -> Router {
+pub(super) fn app(deployment: &Deployment) -> Router {
     http::router(ApiState::new(deployment.runtime(), "litegraphadmin").expect("state"))
 }
 
@@ -68,7 +70,7 @@ async fn oneshot(app: &Router, request: Request<Body>) -> Reply {
     }
 }
 
-async fn call(
+pub(super) async fn call(
     app: &Router,
     method: &str,
     uri: &str,
@@ -85,12 +87,12 @@ async fn call(
     oneshot(app, request).await
 }
 
-async fn admin(app: &Router, method: &str, uri: &str, body: &str) -> Reply {
+pub(super) async fn admin(app: &Router, method: &str, uri: &str, body: &str) -> Reply {
     call(app, method, uri, Some("Bearer litegraphadmin"), body).await
 }
 
 /// Makes a backup through the API, which must answer 200.
-async fn create(app: &Router, name: &str) {
+pub(super) async fn create(app: &Router, name: &str) {
     let body = format!(r#"{{"Filename":"{name}"}}"#);
     let reply = admin(app, "POST", "/v1.0/backups", &body).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -154,7 +156,7 @@ async fn every_backup_route_requires_the_admin_token() {
 
 #[tokio::test]
 async fn health_answers_without_a_token() {
-    let deployment = Deployment::without_database();
+    let deployment = Deployment::with_nodes(10);
     let reply = call(&app(&deployment), "GET", "/health", None, "").await;
     assert_eq!(reply.status, 200);
     assert_eq!(
@@ -588,6 +590,25 @@ async fn verify_and_restore_over_http() {
     assert_backup_file(&verdict["Backup"], backup_text);
     let bad_flag = admin(&app, "POST", "/v1.0/backups/a.db/verify?full=maybe", "").await;
     assert_eq!(bad_flag.status, 400);
+    // Before, `?full` alone was a 400 and `full=yes` too; a repeated `full` took the first.
+    for (query, check) in [
+        ("full", "integrity_check"),
+        ("full=YES", "integrity_check"),
+        ("full=no", "quick_check"),
+    ] {
+        let uri = format!("/v1.0/backups/a.db/verify?{query}");
+        let verdict = admin(&app, "POST", &uri, "").await;
+        assert_eq!(verdict.status, 200, "{query}: {}", verdict.text());
+        assert_eq!(verdict.json()["Check"], check, "{query}");
+    }
+    let repeated = admin(&app, "POST", "/v1.0/backups/a.db/verify?full=1&full=0", "").await;
+    assert_eq!(repeated.status, 400);
+    assert!(
+        repeated.json()["Description"]
+            .as_str()
+            .expect("why")
+            .contains("more than once")
+    );
 
     litegraph_backup_tests::create_litegraph_database(&deployment.database, 50).expect("change");
     let restored = admin(&app, "POST", "/v1.0/backups/a.db/restore", "").await;
