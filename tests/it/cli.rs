@@ -62,7 +62,7 @@ fn create_list_show_exists_delete_through_the_binary() {
     assert!(!copy.exists());
     assert_eq!(deployment.run(&["exists", "x.db"]).status.code(), Some(1));
     let gone = deployment.run(&["delete", "x.db"]);
-    assert_eq!(gone.status.code(), Some(2));
+    assert_eq!(gone.status.code(), Some(3), "not found");
     assert!(stderr(&gone).contains("no backup named \"x.db\""));
     assert_eq!(stdout(&deployment.run(&["list", "--json"])).trim(), "[]");
 }
@@ -84,7 +84,7 @@ fn create_with_default_name_prints_it() {
 }
 
 #[test]
-fn existing_name_exits_2_and_leaves_the_original() {
+fn existing_name_is_refused_with_2_and_leaves_the_original() {
     let deployment = Deployment::with_nodes(10);
     assert!(deployment.run(&["create", "x.db"]).status.success());
     let before = deployment.tree();
@@ -99,14 +99,14 @@ fn existing_name_exits_2_and_leaves_the_original() {
 }
 
 #[test]
-fn missing_database_exits_2_and_creates_nothing() {
+fn missing_database_exits_3_and_creates_nothing() {
     let deployment = Deployment::without_database();
     fs::remove_dir(&deployment.backups).expect("no backup directory either");
     let before = deployment.tree();
     let output = deployment.run(&["create", "x.db"]);
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(output.status.code(), Some(3));
     let message = stderr(&output);
-    assert!(message.contains("no database file at"), "{message}");
+    assert!(message.contains("does not exist"), "{message}");
     assert_eq!(message.lines().count(), 1);
     assert_eq!(
         deployment.tree(),
@@ -139,7 +139,7 @@ fn refused_create_removes_every_directory_it_made() {
 }
 
 #[test]
-fn missing_backup_directory_is_a_clear_error_for_reads() {
+fn missing_named_backup_directory_is_a_clear_error_for_reads() {
     let deployment = Deployment::with_nodes(10);
     fs::remove_dir(&deployment.backups).expect("remove");
     for args in [
@@ -149,9 +149,9 @@ fn missing_backup_directory_is_a_clear_error_for_reads() {
         &["delete", "x.db"],
     ] {
         let output = deployment.run(args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert_eq!(output.status.code(), Some(3), "{args:?}");
         assert!(
-            stderr(&output).contains("cannot open backup directory"),
+            stderr(&output).contains("does not exist"),
             "{}",
             stderr(&output)
         );

@@ -225,3 +225,96 @@ fn restore_killed_while_taking_its_safety_backup_leaves_the_database_alone() {
         "killed mid-safety-backup"
     );
 }
+
+/// Sends `signal` to a CLI once its temporary exists; returns its output, or None if it
+/// finished before the temporary was seen.
+fn signal_when_temporary_exists(
+    deployment: &Deployment,
+    args: &[&str],
+    signal: &str,
+) -> Option<std::process::Output> {
+    let mut child = deployment
+        .cli()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    while temporaries(&deployment.backups).is_empty() {
+        if child.try_wait().expect("poll").is_some() {
+            return None;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no temporary appeared"
+        );
+        std::thread::yield_now();
+    }
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    Some(child.wait_with_output().expect("wait"))
+}
+
+#[test]
+fn interrupted_create_removes_its_temporary_and_exits_130() {
+    // Before: Ctrl-C left a partial `.lgb-*.tmp` of up to the database's size behind.
+    let deployment = Deployment::without_database();
+    create_litegraph_database_of_size(&deployment.database, DATABASE_BYTES).expect("database");
+    let interrupted = (0..3)
+        .find_map(|i| {
+            signal_when_temporary_exists(&deployment, &["create", &format!("i{i}.db")], "-INT")
+        })
+        .expect("a create was interrupted while copying");
+    let message = String::from_utf8_lossy(&interrupted.stderr);
+    assert_eq!(interrupted.status.code(), Some(130), "{message}");
+    assert!(
+        message.contains("interrupted: no backup was made"),
+        "{message}"
+    );
+    assert!(
+        temporaries(&deployment.backups).is_empty(),
+        "temporary removed"
+    );
+    assert!(
+        deployment
+            .backup_dir_entries()
+            .iter()
+            .all(|name| !name.starts_with(".lgb-") || name.ends_with(".meta")),
+        "{:?}",
+        deployment.backup_dir_entries()
+    );
+}
+
+#[test]
+fn terminated_restore_says_the_database_was_not_changed() {
+    let deployment = Deployment::without_database();
+    create_litegraph_database_of_size(&deployment.database, DATABASE_BYTES).expect("database");
+    assert!(deployment.run(&["create", "new.db"]).status.success());
+    Connection::open(&deployment.database)
+        .and_then(|db| db.execute("DELETE FROM nodes WHERE rowid % 2 = 0", []))
+        .expect("change the live database");
+    let before = content_digest(&deployment.database).expect("digest");
+    let Some(terminated) =
+        signal_when_temporary_exists(&deployment, &["restore", "new.db"], "-TERM")
+    else {
+        panic!("the restore finished before its safety copy was seen");
+    };
+    let message = String::from_utf8_lossy(&terminated.stderr);
+    assert_eq!(terminated.status.code(), Some(143), "{message}");
+    assert!(
+        message.contains("interrupted: the live database was not changed"),
+        "{message}"
+    );
+    assert!(
+        temporaries(&deployment.backups).is_empty(),
+        "temporary removed"
+    );
+    assert_eq!(
+        content_digest(&deployment.database).expect("digest"),
+        before
+    );
+}

@@ -31,11 +31,18 @@ fn disk_full_during_create_is_a_clear_error_and_leaves_nothing_behind() {
         .output()
         .expect("run under a file size limit");
 
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
     let message = stderr(&output);
     assert!(
         message.contains("could not write the copy into the backup directory"),
         "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "cannot create backup \"full.db\" of {}",
+            deployment.database.display()
+        )),
+        "names the operation and the paths: {message}"
     );
     assert_eq!(message.lines().count(), 1, "{message}");
     assert_eq!(
@@ -66,7 +73,7 @@ fn database_locked_beyond_the_busy_timeout_is_a_clear_error() {
 
     let output = deployment.run(&["--busy-timeout-ms", "200", "create", "x.db"]);
 
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(output.status.code(), Some(5), "busy");
     assert!(stderr(&output).contains("locked"), "{}", stderr(&output));
     holder.execute_batch("COMMIT").expect("release");
     drop(holder);
@@ -104,10 +111,10 @@ fn every_command_names_a_missing_database() {
     assert!(binary.is_file());
     for args in [&["create"][..], &["restore", "x.db"]] {
         let output = deployment.run(args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert_eq!(output.status.code(), Some(3), "{args:?}");
         let message = stderr(&output);
         assert!(
-            message.contains("no database file at") || message.contains("no backup named"),
+            message.contains("does not exist") || message.contains("no backup named"),
             "{message}"
         );
     }
@@ -130,7 +137,7 @@ fn a_second_create_or_restore_waits_for_the_first_then_gives_up() {
         &["--busy-timeout-ms", "200", "restore", "a.db"],
     ] {
         let output = deployment.run(args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert_eq!(output.status.code(), Some(5), "{args:?}");
         assert!(
             stderr(&output).contains("another create or restore"),
             "{}",

@@ -12,6 +12,7 @@ mod hostile_load;
 mod live_database;
 mod http;
 mod names;
+mod operator;
 mod ordering;
 mod policy;
 mod restore;

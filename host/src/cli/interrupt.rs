@@ -1,0 +1,48 @@
+//! Ctrl-C or SIGTERM during a create or restore: the process would die with its temporary
+//! file (a half-written copy, possibly gigabytes) left in the backup directory, since no
+//! destructor runs when a signal ends a process. Instead a watcher removes the temporaries
+//! this process holds, says what state things are in, and exits 128 + the signal.
+
+use std::sync::mpsc;
+
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Watches for SIGINT and SIGTERM for the rest of the process's life; on either, removes
+/// this process's temporaries, prints `interrupted: <what>` and exits. Returns once the
+/// handlers are in place (before that, a signal ends the process as usual).
+pub fn remove_temporaries_on_interrupt(what: String) -> anyhow::Result<()> {
+    let (ready, installed) = mpsc::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    std::thread::Builder::new()
+        .name("interrupt".to_owned())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let handlers = signal(SignalKind::interrupt())
+                    .and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
+                let (mut interrupt, mut terminate) = match handlers {
+                    Ok(handlers) => {
+                        let _ = ready.send(Ok(()));
+                        handlers
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                let signal_number = tokio::select! {
+                    _ = interrupt.recv() => libc::SIGINT,
+                    _ = terminate.recv() => libc::SIGTERM,
+                };
+                let removed = crate::store::remove_live_temporaries();
+                let files = if removed == 1 { "file" } else { "files" };
+                eprintln!("interrupted: {what} (removed {removed} temporary {files})");
+                std::process::exit(128 + signal_number);
+            });
+        })?;
+    installed
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the interrupt watcher did not start"))?
+        .map_err(|e| anyhow::anyhow!("cannot watch SIGINT and SIGTERM: {e}"))
+}
