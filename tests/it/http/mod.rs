@@ -2,23 +2,19 @@
 //! The many small cases go through `Router::oneshot`; concurrency and streaming through a
 //! real socket.
 
-use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use litegraph_backup::http::{self, ApiState, MAX_BODY_BYTES};
-use litegraph_backup_tests::{create_litegraph_database_of_size, file_sha256, integrity};
+use litegraph_backup_tests::{file_sha256, integrity};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::client::{ADMIN, Server, post_backup, request, send};
 use crate::support::{Deployment, assert_backup_file, decoded_data};
 
 mod degraded;
+mod socket;
 
 const AUTHENTICATION_FAILED: &str = r#"{"Error":"AuthenticationFailed","Message":"Your authentication material was not accepted.","StatusCode":401}"#;
 const BAD_REQUEST_MESSAGE: &str =
@@ -456,105 +452,6 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
     }
 }
 
-#[test]
-fn simultaneous_posts_of_one_name_give_one_200_and_one_409() {
-    let deployment = Deployment::with_nodes(3_000);
-    let server = Server::start(&deployment);
-    let body = br#"{"Filename":"race.db"}"#;
-    let statuses: Vec<u16> = thread::scope(|scope| {
-        let racers: Vec<_> = (0..2)
-            .map(|_| {
-                scope.spawn(|| request(server.addr, "POST", "/v1.0/backups", &[ADMIN], body).status)
-            })
-            .collect();
-        racers
-            .into_iter()
-            .map(|r| r.join().expect("join"))
-            .collect()
-    });
-    let mut sorted = statuses.clone();
-    sorted.sort_unstable();
-    assert_eq!(sorted, [200, 409], "{statuses:?}");
-    let copy = deployment.backup("race.db");
-    assert_eq!(integrity(&copy, true).expect("check"), "ok");
-    assert_eq!(
-        deployment.backup_dir_entries().len(),
-        2,
-        "one backup, one sidecar"
-    );
-}
-
-#[test]
-fn requests_keep_answering_while_a_large_backup_runs() {
-    let deployment = Deployment::without_database();
-    create_litegraph_database_of_size(&deployment.database, 96 << 20).expect("a large database");
-    let server = Server::start(&deployment);
-    assert_eq!(post_backup(server.addr, "small.db").status, 200);
-
-    let finished = AtomicBool::new(false);
-    let answered_meanwhile = AtomicUsize::new(0);
-    let copying = || {
-        std::fs::read_dir(&deployment.backups)
-            .expect("read")
-            .any(|e| {
-                e.expect("entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".tmp")
-            })
-    };
-    thread::scope(|scope| {
-        let create = scope.spawn(|| {
-            let answer = post_backup(server.addr, "large.db");
-            finished.store(true, Ordering::SeqCst);
-            answer
-        });
-        // HEAD, list and GET while the snapshot is being made (its temporary exists): each
-        // answer that comes back before the temporary is gone proves nothing waited for it.
-        let mut round = 0;
-        while !finished.load(Ordering::SeqCst) {
-            let copying_before = copying();
-            let (method, target) = match round % 3 {
-                0 => ("HEAD", "/v1.0/backups/small.db"),
-                1 => ("GET", "/v1.0/backups"),
-                _ => ("GET", "/v1.0/backups/small.db"),
-            };
-            let status = request(server.addr, method, target, &[ADMIN], b"").status;
-            assert_eq!(status, 200, "{method} {target}");
-            if copying_before && copying() {
-                answered_meanwhile.fetch_add(1, Ordering::SeqCst);
-            }
-            round += 1;
-        }
-        let created = create.join().expect("join");
-        assert_eq!(created.status, 200, "{}", created.text());
-    });
-    eprintln!(
-        "{} requests answered while the snapshot was being made",
-        answered_meanwhile.load(Ordering::SeqCst)
-    );
-    assert!(
-        answered_meanwhile.load(Ordering::SeqCst) >= 1,
-        "no request was answered while the snapshot was being made"
-    );
-}
-
-#[test]
-fn get_with_data_streams_through_a_real_socket() {
-    let deployment = Deployment::with_nodes(3_000);
-    let server = Server::start(&deployment);
-    assert_eq!(post_backup(server.addr, "x.db").status, 200);
-    let (status, headers, mut reader) =
-        send(server.addr, "GET", "/v1.0/backups/x.db", &[ADMIN], b"");
-    assert_eq!(status, 200);
-    let mut body = Vec::new();
-    reader.read_to_end(&mut body).expect("body");
-    let declared: usize = headers["content-length"].parse().expect("a length");
-    assert_eq!(declared, body.len(), "Content-Length is exact");
-    let value: Value = serde_json::from_slice(&body).expect("JSON");
-    decoded_data(&value);
-}
-
 #[tokio::test]
 async fn router_mounts_in_another_axum_server() {
     let deployment = Deployment::with_nodes(10);
@@ -648,56 +545,6 @@ async fn verify_and_restore_over_http() {
     assert_eq!(file_sha256(&deployment.database).expect("hash"), live);
     let missing = admin(&app, "POST", "/v1.0/backups/none.db/restore", "").await;
     assert_eq!(missing.status, 404);
-}
-
-#[test]
-fn slow_clients_cannot_hold_a_connection() {
-    use std::io::Write as _;
-    let deployment = Deployment::with_nodes(10);
-    let server =
-        Server::start_with_timeout(deployment.runtime(), std::time::Duration::from_millis(300));
-    let before = deployment.tree();
-    // A bound on the test, not a synchronisation: the server must act well before it.
-    let patience = Some(std::time::Duration::from_secs(20));
-
-    // Headers that never end: the server closes the connection.
-    let mut slow = std::net::TcpStream::connect(server.addr).expect("connect");
-    slow.set_read_timeout(patience).expect("timeout");
-    slow.write_all(
-        b"GET /v1.0/backups HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer litegraphadmin\r\n",
-    )
-    .expect("send part of the headers");
-    let mut rest = Vec::new();
-    let outcome = slow.read_to_end(&mut rest);
-    assert!(
-        !matches!(&outcome, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
-        "the server kept a connection with unfinished headers: {outcome:?}"
-    );
-    assert!(
-        !String::from_utf8_lossy(&rest).contains(" 200 "),
-        "it was not served"
-    );
-
-    // A body that never arrives in full: 408 RequestTimeout, and nothing is created.
-    let mut slow = std::net::TcpStream::connect(server.addr).expect("connect");
-    slow.set_read_timeout(patience).expect("timeout");
-    slow.write_all(
-        b"POST /v1.0/backups HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer litegraphadmin\r\nContent-Length: 100\r\n\r\n{\"Filename\":",
-    )
-    .expect("send part of the body");
-    let mut answer = Vec::new();
-    slow.read_to_end(&mut answer)
-        .expect("an answer before the test's bound");
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains(r#""Error":"RequestTimeout""#), "{answer}");
-
-    assert_eq!(deployment.tree(), before);
-    assert_eq!(
-        request(server.addr, "GET", "/v1.0/backups", &[ADMIN], b"").status,
-        200,
-        "still serving"
-    );
 }
 
 #[tokio::test]
