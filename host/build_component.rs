@@ -27,13 +27,13 @@ pub fn build(crate_dir: &str, lib_name: &str, out_name: &str) -> PathBuf {
         println!("cargo::rerun-if-changed={}", watched.display());
     }
 
+    // One target directory for every component: they share wit-bindgen and std builds.
+    let target_dir = root.join("guest").join("target");
     // Components are always built with the toolchain rust-toolchain.toml pins (the one with
     // the wasm target), whatever toolchain builds the host (`cargo +nightly fuzz` does): the
     // `cargo` and `rustc` on PATH, without the outer build's toolchain override, resolve it.
-    ensure_target_installed(&source);
+    ensure_target_installed(&source, &target_dir);
 
-    // One target directory for every component: they share wit-bindgen and std builds.
-    let target_dir = root.join("guest").join("target");
     let mut build = Command::new("cargo");
     build
         .current_dir(&source)
@@ -75,9 +75,41 @@ pub fn build(crate_dir: &str, lib_name: &str, out_name: &str) -> PathBuf {
     out
 }
 
-/// Fails with the one-line fix when the toolchain lacks the wasm target (machines that set
-/// `RUSTUP_AUTO_INSTALL=0` do not install it from rust-toolchain.toml).
-fn ensure_target_installed(source: &Path) {
+/// Installs the wasm target when the toolchain lacks it: rust-toolchain.toml names it, but
+/// machines that set `RUSTUP_AUTO_INSTALL=0` do not install it on their own. Fails with the
+/// one-line fix only if installing fails.
+fn ensure_target_installed(source: &Path, target_dir: &Path) {
+    if target_installed(source) {
+        return;
+    }
+    // The host's and the tests' build scripts may both get here at once: one installs, the
+    // other waits and finds it done.
+    let lock = std::fs::create_dir_all(target_dir)
+        .and_then(|()| std::fs::File::create(target_dir.join(".rustup-target.lock")))
+        .and_then(|file| file.lock().map(|()| file));
+    if lock.is_ok() && target_installed(source) {
+        return;
+    }
+    println!(
+        "cargo::warning=installing the {TARGET} target (once) for the toolchain in rust-toolchain.toml: rustup target add {TARGET}"
+    );
+    // In the repository, without the outer build's toolchain override, rustup picks the
+    // toolchain rust-toolchain.toml pins: the one the components are built with.
+    let added = Command::new("rustup")
+        .current_dir(source)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .args(["target", "add", TARGET])
+        .status();
+    let installed = matches!(added, Ok(status) if status.success()) && target_installed(source);
+    if !installed {
+        panic!(
+            "the {TARGET} target is not installed and installing it failed; run: rustup target add {TARGET}"
+        );
+    }
+}
+
+/// Whether the toolchain that builds the components has the wasm target's standard library.
+fn target_installed(source: &Path) -> bool {
     let output = Command::new("rustc")
         .current_dir(source)
         .env_remove("RUSTUP_TOOLCHAIN")
@@ -85,7 +117,5 @@ fn ensure_target_installed(source: &Path) {
         .output()
         .expect("run rustc to find the target's library directory");
     let libdir = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if !output.status.success() || !Path::new(&libdir).is_dir() {
-        panic!("the {TARGET} target is not installed; run: rustup target add {TARGET}");
-    }
+    output.status.success() && Path::new(&libdir).is_dir()
 }
