@@ -113,7 +113,8 @@ pub struct ServeArgs {
     )]
     pub listen: String,
 
-    /// The bearer token that admits a client to the backup routes.
+    /// The bearer token that admits a client to the backup routes [default: litegraphadmin,
+    /// LiteGraph's own, which everyone knows: set another beyond this machine].
     #[arg(
         long,
         env = "LITEGRAPH_ADMIN_TOKEN",
