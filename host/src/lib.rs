@@ -7,6 +7,7 @@
 
 mod budget;
 pub mod cli;
+pub mod config;
 pub mod digests;
 pub mod http;
 pub mod runtime;

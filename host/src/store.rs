@@ -583,7 +583,11 @@ impl StoreCtx {
 
     /// `failed`, naming the file by its full path.
     fn failed(&self, action: &str, name: &str, error: io::Error) -> Error {
-        failed(action, &self.backups.path.join(name).display().to_string(), error)
+        failed(
+            action,
+            &self.backups.path.join(name).display().to_string(),
+            error,
+        )
     }
 }
 
@@ -615,7 +619,8 @@ impl store::Host for StoreCtx {
     fn list(&mut self) -> Result<Vec<String>, Error> {
         self.call()?;
         let shown = self.backups.path.display();
-        let listing = |e: io::Error| Error::Io(format!("cannot list the backup directory {shown}: {e}"));
+        let listing =
+            |e: io::Error| Error::Io(format!("cannot list the backup directory {shown}: {e}"));
         let mut names = Vec::new();
         for entry in self.backups.dir.entries().map_err(listing)? {
             let entry = entry.map_err(listing)?;
@@ -693,8 +698,10 @@ impl store::Host for StoreCtx {
 
     fn rename_noreplace(&mut self, source: String, target: String) -> Result<(), Error> {
         self.call()?;
-        self.backups
-            .rename_noreplace(self.backups.confine(&source)?, self.backups.confine(&target)?)
+        self.backups.rename_noreplace(
+            self.backups.confine(&source)?,
+            self.backups.confine(&target)?,
+        )
     }
 
     fn remove(&mut self, name: String) -> Result<(), Error> {

@@ -30,7 +30,9 @@ fn the_live_database_in_the_backup_directory_is_out_of_reach() {
     let backups = BackupDir::open(root.path()).expect("open");
     let database_handle = LiveDatabase::new(&database, DEFAULT_BUSY_TIMEOUT);
     let runtime = Runtime::from_policy(policy(), Capabilities::new(database_handle, backups));
-    runtime.create(Some("real.db")).expect("a real backup next to it");
+    runtime
+        .create(Some("real.db"))
+        .expect("a real backup next to it");
     let live_files = [
         "litegraph.db",
         "litegraph.db-wal",
@@ -75,7 +77,11 @@ fn the_live_database_in_the_backup_directory_is_out_of_reach() {
     };
     let listed = run(&["list", "--json"]);
     assert!(listed.status.success(), "{}", stderr(&listed));
-    assert!(!stdout(&listed).contains("litegraph.db"), "{}", stdout(&listed));
+    assert!(
+        !stdout(&listed).contains("litegraph.db"),
+        "{}",
+        stdout(&listed)
+    );
     for command in ["delete", "restore", "show", "verify"] {
         let output = run(&[command, "litegraph.db"]);
         assert!(!output.status.success(), "{command} was refused");

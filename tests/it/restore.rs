@@ -104,7 +104,7 @@ fn one_flipped_byte_is_reported_by_verify_and_refused_by_restore() {
     let entries_before = deployment.backup_dir_entries();
 
     let verified = deployment.run(&["verify", "a.db"]);
-    assert_eq!(verified.status.code(), Some(2));
+    assert_eq!(verified.status.code(), Some(4), "damaged");
     assert!(
         stdout(&verified).contains("SHA-256 differs"),
         "{}",
@@ -112,7 +112,7 @@ fn one_flipped_byte_is_reported_by_verify_and_refused_by_restore() {
     );
 
     let restored = deployment.run(&["restore", "a.db"]);
-    assert_eq!(restored.status.code(), Some(2));
+    assert_eq!(restored.status.code(), Some(4), "damaged");
     let message = stderr(&restored);
     assert!(
         message.contains("failed verification") && message.contains("SHA-256 differs"),
@@ -244,9 +244,9 @@ fn restore_needs_an_existing_database() {
     let _ = fs::remove_file(deployment.database.with_extension("db-wal"));
     let _ = fs::remove_file(deployment.database.with_extension("db-shm"));
     let output = deployment.run(&["restore", "a.db"]);
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(output.status.code(), Some(3), "not found");
     assert!(
-        stderr(&output).contains("no database file at"),
+        stderr(&output).contains("does not exist"),
         "{}",
         stderr(&output)
     );
@@ -254,6 +254,15 @@ fn restore_needs_an_existing_database() {
         !deployment.database.exists(),
         "nothing was created in its place"
     );
+}
+
+/// Sets its flag when dropped, so that a panicking test still stops its helper threads.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// The acknowledged values of a `commits` table in a database file.
@@ -280,6 +289,7 @@ fn restore_under_a_fast_writer_loses_no_acknowledged_commit() {
     runtime.create(Some("base.db")).expect("create");
 
     let done = AtomicBool::new(false);
+    let failures = std::sync::Mutex::new(Vec::<String>::new());
     let acknowledged = thread::scope(|scope| {
         let writer = scope.spawn(|| {
             let db = Connection::open(&deployment.database).expect("open");
@@ -290,16 +300,25 @@ fn restore_under_a_fast_writer_loses_no_acknowledged_commit() {
             while !done.load(Ordering::SeqCst) {
                 n += 1;
                 // A commit that fails (busy) is not acknowledged: only successes count.
-                if db.execute("INSERT INTO commits VALUES (?1)", [n]).is_ok() {
-                    acknowledged.push(n);
+                match db.execute("INSERT INTO commits VALUES (?1)", [n]) {
+                    Ok(_) => acknowledged.push(n),
+                    Err(e) => failures.lock().expect("lock").push(e.to_string()),
                 }
             }
             acknowledged
         });
+        // Stops the writer however this thread leaves the scope, a failed assertion too.
+        let _stop = StopOnDrop(&done);
         for _ in 0..10 {
             // Each restore runs while the writer is committing: wait for a fresh commit.
             let before = committed(&deployment.database).len();
+            let waiting = std::time::Instant::now();
             while committed(&deployment.database).len() == before {
+                assert!(
+                    waiting.elapsed() < std::time::Duration::from_secs(60),
+                    "the writer stopped committing: {:?}",
+                    failures.lock().expect("lock").last()
+                );
                 thread::yield_now();
             }
             runtime.restore("base.db").expect("restore");

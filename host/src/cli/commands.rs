@@ -5,10 +5,10 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::config::{Config, ServeConfig};
 use super::interrupt::remove_temporaries_on_interrupt;
 use super::output::{TableStyle, Totals, write_details, write_table};
 use super::{Command, Exit, Failure};
+use crate::config::{Config, ServeConfig};
 use crate::store::BackupDir;
 use crate::{BackupFile, Capabilities, Error, Policy, Runtime};
 
@@ -161,8 +161,13 @@ fn verify(config: &Config, name: &str, full: bool, out: &mut impl Write) -> anyh
         .map_err(|e| explain(e, &Operation::Verify(&name), config))?;
     if config.json {
         writeln!(out, "{}", serde_json::to_string(&verdict)?)?;
-    } else if config.quiet || !verdict.verified {
-        // The problems go to stderr, in the error below.
+    } else if config.quiet {
+    } else if !verdict.verified {
+        // The verdict is the answer: on stdout, one problem a line; stderr says it failed.
+        writeln!(out, "{name}: FAILED")?;
+        for problem in &verdict.problems {
+            writeln!(out, "  - {problem}")?;
+        }
     } else if verdict.digests_recorded_now {
         writeln!(
             out,
@@ -176,9 +181,10 @@ fn verify(config: &Config, name: &str, full: bool, out: &mut impl Write) -> anyh
         return Err(Failure::error(
             Exit::Damaged,
             format!(
-                "{name} in {} failed verification: {}",
+                "{name} in {} failed verification ({} problem{})",
                 config.backups.path.display(),
-                verdict.problems.join("; ")
+                verdict.problems.len(),
+                if verdict.problems.len() == 1 { "" } else { "s" }
             ),
         ));
     }

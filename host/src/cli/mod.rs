@@ -10,13 +10,10 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::Error;
 
 mod commands;
-// The settings' one home; declared here until lib.rs declares `pub mod config`.
-#[path = "../config.rs"]
-pub mod config;
 mod interrupt;
 mod output;
 
-use config::{Config, GlobalArgs, ServeArgs, ServeConfig};
+use crate::config::{Config, GlobalArgs, ServeArgs, ServeConfig};
 
 const ABOUT: &str = "Point-in-time backups of a live LiteGraph (SQLite) database";
 
@@ -209,7 +206,7 @@ fn fail(error: &anyhow::Error) -> ExitCode {
     eprintln!("error: {error:#}");
     let exit = match error.downcast_ref::<Failure>() {
         Some(failure) => failure.exit,
-        None if error.is::<config::ConfigError>() => Exit::Refused,
+        None if error.is::<crate::config::ConfigError>() => Exit::Refused,
         None => Exit::Failed,
     };
     ExitCode::from(exit as u8)

@@ -91,6 +91,7 @@ impl LiveDatabase {
                 Some(ErrorCode::NotADatabase) => {
                     Error::NoDatabase(format!("{shown} is not a SQLite database"))
                 }
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy,
                 _ => Error::Io(format!("cannot read the live database {shown}: {e}")),
             })?;
         Ok(connection)
@@ -290,7 +291,7 @@ impl SnapshotCtx {
             .ok_or_else(|| Error::Corrupt(format!("{backup} is not a SQLite database")))?;
         let live = self.database.connect()?;
         self.hold_exclusive()?;
-        pages::begin_write(&live)?;
+        pages::begin_write(&live, self.database.busy_timeout)?;
         let header = pages::live_header(&live)?;
         if let Some(why) = backup_layout.mismatch(&header.layout) {
             return Err(Error::NotPermitted(why));

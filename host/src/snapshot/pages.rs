@@ -6,6 +6,7 @@
 
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
@@ -121,10 +122,26 @@ pub(super) struct LiveHeader {
     pub page_count: u32,
 }
 
-/// Begins the write transaction a restore holds: `busy` when a writer keeps it longer
-/// than the busy timeout.
-pub(super) fn begin_write(live: &Connection) -> Result<(), Error> {
-    live.execute_batch("BEGIN IMMEDIATE").map_err(sqlite_error)
+/// How long a restore waits between two tries for the write lock.
+const WRITE_LOCK_RETRY: Duration = Duration::from_micros(100);
+
+/// Begins the write transaction a restore holds, within `patience`: `busy` when writers
+/// keep the lock that long. SQLite's own busy handler sleeps up to 100 ms between tries,
+/// and a writer that commits back to back takes the lock again in the microseconds between
+/// two of its transactions, every time: the restore would never get its turn. Trying
+/// every [`WRITE_LOCK_RETRY`] finds those gaps.
+pub(super) fn begin_write(live: &Connection, patience: Duration) -> Result<(), Error> {
+    let deadline = Instant::now() + patience;
+    live.busy_timeout(Duration::ZERO).map_err(sqlite_error)?;
+    let begun = loop {
+        match live.execute_batch("BEGIN IMMEDIATE").map_err(sqlite_error) {
+            Err(Error::Busy) if Instant::now() < deadline => std::thread::sleep(WRITE_LOCK_RETRY),
+            outcome => break outcome,
+        }
+    };
+    // The commit may still wait for readers (rollback journal): SQLite's handler again.
+    live.busy_timeout(patience).map_err(sqlite_error)?;
+    begun
 }
 
 /// Reads the live database's header inside its write transaction.
@@ -184,7 +201,11 @@ fn lock_byte_page(page_size: u32) -> u64 {
 /// Copies every page of the live database, as its open transaction sees it, into `file`
 /// (an empty temporary), switched to a rollback journal so the copy is one self-contained
 /// file. Returns the number of pages copied.
-pub(super) fn copy_live(live: &Connection, page_size: u32, file: &std::fs::File) -> Result<u32, Error> {
+pub(super) fn copy_live(
+    live: &Connection,
+    page_size: u32,
+    file: &std::fs::File,
+) -> Result<u32, Error> {
     let mut statement = live
         .prepare("SELECT pgno, data FROM sqlite_dbpage")
         .map_err(sqlite_error)?;
@@ -198,7 +219,9 @@ pub(super) fn copy_live(live: &Connection, page_size: u32, file: &std::fs::File)
     while let Some(row) = rows.next().map_err(sqlite_error)? {
         let pgno: u32 = row.get(0).map_err(sqlite_error)?;
         let data = row.get_ref(1).map_err(sqlite_error)?;
-        let data = data.as_blob().map_err(|e| Error::Io(format!("SQLite: {e}")))?;
+        let data = data
+            .as_blob()
+            .map_err(|e| Error::Io(format!("SQLite: {e}")))?;
         let offset = u64::from(pgno - 1) * u64::from(page_size);
         if pgno == 1 {
             let mut first = data.to_vec();
@@ -260,7 +283,9 @@ pub(super) fn write_backup(
         if pgno == 1 {
             adopt_live_header(&mut page, live_header);
         }
-        insert.execute(rusqlite::params![pgno, &page]).map_err(sqlite_error)?;
+        insert
+            .execute(rusqlite::params![pgno, &page])
+            .map_err(sqlite_error)?;
     }
     if pgno == 0 {
         return Err(Error::Corrupt("the backup is empty".into()));
@@ -323,7 +348,10 @@ mod tests {
     fn layouts_read_from_headers() {
         let layout = Layout::of_header(&header(4096)).expect("a header");
         assert_eq!(layout.page_size, 4096);
-        assert_eq!(Layout::of_header(&header(1)).map(|l| l.page_size), Some(65_536));
+        assert_eq!(
+            Layout::of_header(&header(1)).map(|l| l.page_size),
+            Some(65_536)
+        );
         assert_eq!(Layout::of_header(&header(1000)), None);
         assert_eq!(Layout::of_header(b"not a database"), None);
         let mut full = header(4096);
