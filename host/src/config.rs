@@ -211,7 +211,13 @@ impl Config {
             .unwrap_or(DEFAULT_BUSY_TIMEOUT);
         let guest_time = one_timeout(matches, "guest_timeout", "guest_timeout_ms")?
             .unwrap_or(Limits::default().guest_time);
-        let default_log = if args.quiet { "warn" } else { DEFAULT_LOG };
+        // A server's log is its output; a command prints its answer and one error line, and
+        // logs only what went wrong inside (the policy's backtrace) when RUST_LOG asks.
+        let default_log = match (matches.subcommand_name(), args.quiet) {
+            (Some("serve"), false) => DEFAULT_LOG,
+            (Some("serve"), true) => "warn",
+            _ => "error",
+        };
         Ok(Config {
             database: Location::of(args.database.as_ref(), DEFAULT_DATABASE),
             backups: Location::of(args.backups.as_ref(), DEFAULT_BACKUPS),

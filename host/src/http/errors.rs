@@ -136,9 +136,12 @@ impl From<Error> for ApiError {
             Error::Corrupt(why) => ApiError::described(ErrorKind::BadRequest, why),
             Error::NoDatabase(why) => ApiError::actionable(ErrorKind::ServiceUnavailable, why),
             Error::Io(why) => ApiError::actionable(ErrorKind::InternalError, why),
-            // The policy's own faults and refusals of the host: nothing a caller can act on,
-            // and their text may describe the host's internals.
-            Error::Guest(_) | Error::NotPermitted(_) => ApiError::internal(error),
+            // The host refused what was asked (the live database's own file, a backup whose
+            // pages cannot be written into the live database): the text says why.
+            Error::NotPermitted(why) => ApiError::described(ErrorKind::BadRequest, why),
+            // The policy's own faults: nothing a caller can act on, and their text may
+            // describe the host's internals.
+            Error::Guest(_) => ApiError::internal(error),
         }
     }
 }
