@@ -4,7 +4,8 @@
 use crate::exports::litegraph::backup::backup::Guest;
 use crate::litegraph::backup::snapshot::SnapshotFile;
 use crate::litegraph::backup::types::{
-    BackupFile, Datetime, Error, FileDigests, FileStat, Restoration, Verification,
+    BackupFile, Datetime, Error, FileDigests, FileStat, PruneDecision, Restoration, Retention,
+    Verification,
 };
 use crate::litegraph::backup::{snapshot, store};
 use crate::service::{Host, Service};
@@ -74,6 +75,9 @@ impl Guest for Component {
     }
     fn restore(name: String) -> Result<Restoration, Error> {
         Service::new(Imports).restore(&name)
+    }
+    fn prune(rules: Retention, dry_run: bool) -> Result<Vec<PruneDecision>, Error> {
+        Service::new(Imports).prune(&rules, dry_run)
     }
 }
 

@@ -14,6 +14,7 @@ wit_bindgen::generate!({
 pub mod clock;
 pub mod metadata;
 pub mod names;
+pub mod retention;
 pub mod service;
 
 #[cfg(target_arch = "wasm32")]

@@ -11,6 +11,7 @@ use crate::metadata::{Metadata, is_sidecar, sidecar_name};
 use crate::names;
 use records::{Fresh, Record};
 
+mod prune;
 mod records;
 
 /// How many numbered variants of the default name are tried before giving up.
@@ -342,7 +343,7 @@ pub(crate) fn describe_error(error: &Error) -> String {
         Error::NotPermitted(why) => format!("not permitted: {why}"),
         Error::NoDatabase(why) => format!("no database: {why}"),
         Error::Busy => "the live database stayed busy too long".to_owned(),
-        Error::Corrupt(why) | Error::Io(why) => why.clone(),
+        Error::Corrupt(why) | Error::Io(why) | Error::InvalidArgument(why) => why.clone(),
     }
 }
 

@@ -8,15 +8,17 @@
 mod budget;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod digests;
 pub mod http;
 pub mod runtime;
+pub mod schedule;
 pub mod snapshot;
 pub mod store;
 pub mod wire;
 
 pub use runtime::{Capabilities, Error, Limits, Policy, Runtime};
-pub use wire::{BackupFile, Restoration, Verification};
+pub use wire::{BackupFile, PruneDecision, Restoration, Retention, Verification};
 
 /// The generated bindings of `wit/` (the `backup-service` world).
 pub(crate) mod bindings {
@@ -26,7 +28,8 @@ pub(crate) mod bindings {
     });
 
     pub(crate) use litegraph::backup::types::{
-        BackupFile, Datetime, Error, FileDigests, FileStat, Restoration, Verification,
+        BackupFile, Datetime, Error, FileDigests, FileStat, PruneDecision, Restoration, Retention,
+        Verification,
     };
 }
 

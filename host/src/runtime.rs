@@ -16,7 +16,7 @@ use crate::bindings::{self, BackupServicePre};
 use crate::budget::Budget;
 use crate::snapshot::{LiveDatabase, SnapshotCtx};
 use crate::store::{BackupDir, StoreCtx};
-use crate::wire::{BackupFile, Restoration, Verification};
+use crate::wire::{BackupFile, PruneDecision, Restoration, Retention, Verification};
 
 /// Guest instances that can exist at once; more callers wait for a turn.
 const POOLED_INSTANCES: u32 = 64;
@@ -90,6 +90,8 @@ pub enum Error {
     Corrupt(String),
     #[error("{0}")]
     Io(String),
+    #[error("{0}")]
+    InvalidArgument(String),
     /// The policy component trapped, ran out of memory or time: the host's fault to report,
     /// never the caller's.
     #[error("the policy component failed: {0}")]
@@ -107,6 +109,7 @@ impl From<bindings::Error> for Error {
             bindings::Error::Busy => Error::Busy,
             bindings::Error::Corrupt(why) => Error::Corrupt(why),
             bindings::Error::Io(why) => Error::Io(why),
+            bindings::Error::InvalidArgument(why) => Error::InvalidArgument(why),
         }
     }
 }
@@ -254,6 +257,14 @@ impl Runtime {
     pub fn restore(&self, name: &str) -> Result<Restoration, Error> {
         self.call(|guest, store| guest.call_restore(store, name))
             .map(Restoration::from)
+    }
+
+    /// Applies retention rules (see [`Retention`]); with `dry_run`, only decides. Rules
+    /// with no rule at all are refused ([`Error::InvalidArgument`]) by the policy.
+    pub fn prune(&self, rules: &Retention, dry_run: bool) -> Result<Vec<PruneDecision>, Error> {
+        let rules = bindings::Retention::from(rules);
+        self.call(|guest, store| guest.call_prune(store, rules, dry_run))
+            .map(|decisions| decisions.into_iter().map(PruneDecision::from).collect())
     }
 
     /// Runs one export call in a fresh store under the limits.

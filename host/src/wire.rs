@@ -120,6 +120,90 @@ impl From<bindings::Restoration> for Restoration {
     }
 }
 
+/// Retention rules, with the semantics of restic's `forget` (see `wit/types.wit`): a backup
+/// is kept when any rule keeps it. The default holds no rule at all, which `prune` refuses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    /// Keep every backup made within this long before the newest one (whole seconds).
+    pub keep_within: Option<Duration>,
+    /// Apply the rules to backups a person named too.
+    pub include_named: bool,
+}
+
+impl Retention {
+    /// Whether no keep rule is set at all (`include_named` is no rule).
+    pub fn is_empty(&self) -> bool {
+        let Retention {
+            keep_last,
+            keep_hourly,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            keep_yearly,
+            keep_within,
+            include_named: _,
+        } = self;
+        [
+            keep_last,
+            keep_hourly,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            keep_yearly,
+        ]
+        .iter()
+        .all(|rule| rule.is_none())
+            && keep_within.is_none()
+    }
+}
+
+impl From<&Retention> for bindings::Retention {
+    fn from(r: &Retention) -> Self {
+        bindings::Retention {
+            keep_last: r.keep_last,
+            keep_hourly: r.keep_hourly,
+            keep_daily: r.keep_daily,
+            keep_weekly: r.keep_weekly,
+            keep_monthly: r.keep_monthly,
+            keep_yearly: r.keep_yearly,
+            keep_within_seconds: r.keep_within.map(|within| within.as_secs()),
+            include_named: r.include_named,
+        }
+    }
+}
+
+/// What a prune decided about one backup, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PruneDecision {
+    #[serde(rename = "Backup")]
+    pub backup: BackupFile,
+    #[serde(rename = "Keep")]
+    pub keep: bool,
+    /// Every rule that kept it, or why it goes.
+    #[serde(rename = "Reasons")]
+    pub reasons: Vec<String>,
+    /// Set when the backup was to be removed and its removal failed: the error.
+    #[serde(rename = "RemovalFailed", skip_serializing_if = "Option::is_none")]
+    pub removal_failed: Option<String>,
+}
+
+impl From<bindings::PruneDecision> for PruneDecision {
+    fn from(d: bindings::PruneDecision) -> Self {
+        PruneDecision {
+            backup: d.backup.into(),
+            keep: d.keep,
+            reasons: d.reasons,
+            removal_failed: d.removal_failed,
+        }
+    }
+}
+
 /// A UTC instant with microsecond display, within the years 1970 to 9999 (LiteGraph's
 /// `DateTime` range; anything later is shown as its last microsecond).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

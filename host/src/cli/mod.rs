@@ -148,7 +148,10 @@ impl Exit {
     /// The exit status of a guest or host error: the one mapping from errors to codes.
     pub fn of(error: &Error) -> Exit {
         match error {
-            Error::InvalidName(_) | Error::Exist | Error::NotPermitted(_) => Exit::Refused,
+            Error::InvalidName(_)
+            | Error::InvalidArgument(_)
+            | Error::Exist
+            | Error::NotPermitted(_) => Exit::Refused,
             Error::NotFound | Error::NoDatabase(_) => Exit::NotFound,
             Error::Corrupt(_) => Exit::Damaged,
             Error::Busy => Exit::Busy,

@@ -123,7 +123,9 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         match error {
-            Error::InvalidName(why) => ApiError::described(ErrorKind::BadRequest, why),
+            Error::InvalidName(why) | Error::InvalidArgument(why) => {
+                ApiError::described(ErrorKind::BadRequest, why)
+            }
             Error::NotFound => ApiError::new(ErrorKind::NotFound),
             Error::Exist => ApiError::described(
                 ErrorKind::Conflict,
