@@ -9,6 +9,7 @@
 mod download;
 mod errors;
 mod routes;
+mod schedule;
 mod server;
 
 use std::net::SocketAddr;
@@ -27,8 +28,10 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 pub use errors::{ApiError, ErrorKind};
+pub use schedule::RetentionJson;
 pub use server::{DEFAULT_MAX_CONNECTIONS, ServeOptions, serve};
 
+use crate::daemon::SharedStatus;
 use crate::{Error, Runtime};
 
 /// The largest request body accepted (a create request is a few dozen bytes).
@@ -43,10 +46,12 @@ pub struct ApiState {
     runtime: Arc<Runtime>,
     admin_token: AdminToken,
     body_timeout: Duration,
-    /// Places for heavy operations (create, verify, restore): taken before a blocking
-    /// thread or a guest instance, so that queued heavy work holds neither and light
-    /// requests (list, read, exists, delete, download) never wait behind it.
+    /// Places for heavy operations (create, verify, restore, prune): taken before a
+    /// blocking thread or a guest instance, so that queued heavy work holds neither and
+    /// light requests (list, read, exists, delete, download) never wait behind it.
     heavy: Arc<Semaphore>,
+    /// The backup schedule and the configured retention rules.
+    schedule: SharedStatus,
 }
 
 /// What a guest call costs, and so which queue it waits in.
@@ -69,7 +74,15 @@ impl ApiState {
             admin_token: AdminToken::new(admin_token),
             body_timeout: DEFAULT_REQUEST_TIMEOUT,
             heavy: Arc::new(Semaphore::new(cores.max(2))),
+            schedule: SharedStatus::default(),
         })
+    }
+
+    /// The schedule (and retention rules) that `GET /v1.0/backup-schedule` shows and that
+    /// a prune without rules of its own applies; without it, no schedule and no rule.
+    pub fn with_schedule(mut self, schedule: SharedStatus) -> ApiState {
+        self.schedule = schedule;
+        self
     }
 
     /// How long a request body may take to arrive.
@@ -78,7 +91,7 @@ impl ApiState {
         self
     }
 
-    /// How many heavy operations (create, verify, restore) may run at once; more wait
+    /// How many heavy operations (create, verify, restore, prune) may run at once; more wait
     /// their turn without holding a thread (at least one).
     pub fn with_heavy_operations(mut self, at_once: usize) -> ApiState {
         self.heavy = Arc::new(Semaphore::new(at_once.max(1)));
@@ -211,6 +224,19 @@ pub fn routes() -> Vec<(Method, &'static str, Access, MethodRouter<ApiState>)> {
             "/v1.0/backups/{filename}/restore",
             Admin,
             post(routes::restore),
+        ),
+        // Not under /v1.0/backups/{filename}: a backup may be called `prune` or `schedule`.
+        (
+            Method::GET,
+            "/v1.0/backup-schedule",
+            Admin,
+            get(schedule::schedule),
+        ),
+        (
+            Method::POST,
+            "/v1.0/backup-retention/prune",
+            Admin,
+            post(schedule::prune),
         ),
     ]
 }

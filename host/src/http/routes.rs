@@ -80,7 +80,7 @@ pub(super) async fn create(State(state): State<ApiState>, request: Request) -> R
 }
 
 /// Reads a request body of at most [`MAX_BODY_BYTES`] within `timeout`.
-async fn read_body(request: Request, timeout: Duration) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(request: Request, timeout: Duration) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::new(ErrorKind::TooLarge);
     let declared = request
         .headers()
@@ -176,7 +176,7 @@ pub(super) async fn verify(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let name = filename(path)?;
-    let full = full_check(uri.query())?;
+    let full = query_flag(uri.query(), "full")?;
     let verdict = state
         .call_named(Weight::Heavy, name, move |runtime, name| {
             runtime.verify(name, full)
@@ -211,23 +211,24 @@ pub(super) async fn restore(
     )
 }
 
-/// The `full` query parameter of verify: absent means false; present without a value
-/// (`?full`, `?full=`) means true; otherwise `true`/`false`, `1`/`0` or `yes`/`no` in any
-/// case. Anything else, or `full` given twice, is a bad request rather than a guess.
-fn full_check(query: Option<&str>) -> Result<bool, ApiError> {
+/// A flag in the query (`full` of verify, `dryrun` of prune): absent means false; present
+/// without a value (`?full`, `?full=`) means true; otherwise `true`/`false`, `1`/`0` or
+/// `yes`/`no` in any case. Anything else, or the flag given twice, is a bad request rather
+/// than a guess.
+pub(super) fn query_flag(query: Option<&str>, flag: &str) -> Result<bool, ApiError> {
     let mut values =
         query
             .unwrap_or_default()
             .split('&')
             .filter_map(|pair| match pair.split_once('=') {
-                Some((key, value)) => (key == "full").then_some(value),
-                None => (pair == "full").then_some(""),
+                Some((key, value)) => (key == flag).then_some(value),
+                None => (pair == flag).then_some(""),
             });
     let value = values.next();
     if values.next().is_some() {
         return Err(ApiError::described(
             ErrorKind::BadRequest,
-            "full is given more than once; give it once.",
+            format!("{flag} is given more than once; give it once."),
         ));
     }
     match value.map(str::to_ascii_lowercase).as_deref() {
@@ -236,7 +237,7 @@ fn full_check(query: Option<&str>) -> Result<bool, ApiError> {
         Some(_) => Err(ApiError::described(
             ErrorKind::BadRequest,
             format!(
-                "full must be true or false (or 1/0, yes/no), not {:?}",
+                "{flag} must be true or false (or 1/0, yes/no), not {:?}",
                 value.unwrap_or_default()
             ),
         )),
@@ -278,7 +279,7 @@ mod tests {
     // was accepted; a repeated `full` silently took the first.
     #[test]
     fn verify_full_flag_reads_every_spelling_and_refuses_the_rest() {
-        let full = |query: Option<&str>| full_check(query).map_err(|e| e.kind);
+        let full = |query: Option<&str>| query_flag(query, "full").map_err(|e| e.kind);
         for (query, expected) in [
             (None, false),
             (Some(""), false),

@@ -14,6 +14,7 @@ use tower::ServiceExt;
 use crate::support::{Deployment, assert_backup_file, decoded_data};
 
 mod degraded;
+mod schedule;
 mod socket;
 
 const AUTHENTICATION_FAILED: &str = r#"{"Error":"AuthenticationFailed","Message":"Your authentication material was not accepted.","StatusCode":401}"#;
@@ -585,10 +586,10 @@ async fn openapi_document_lists_exactly_the_routes_of_the_router() {
         .chain(routed.iter().filter(|(m, _)| m == "DELETE"));
     for (method, path) in deletes_last {
         let uri = path.replace("{filename}", "x.db");
-        let body = if method == "POST" && uri == "/v1.0/backups" {
-            "{}"
-        } else {
-            ""
+        let body = match (method.as_str(), uri.as_str()) {
+            ("POST", "/v1.0/backups") => "{}",
+            ("POST", "/v1.0/backup-retention/prune") => r#"{"KeepLast": 5}"#,
+            _ => "",
         };
         let reply = admin(&app, method, &uri, body).await;
         assert!(

@@ -1,0 +1,462 @@
+//! What runs on its own inside `serve`: the backup schedule. A scheduled run is one more
+//! caller of the same [`Runtime`] the edges call (create under the policy's default name,
+//! verify it, then prune when retention rules are configured), never a second code path.
+//!
+//! One thread makes the runs one after the other, so they never overlap here, and the
+//! operation lock keeps a run apart from any other process's create or restore. The guest
+//! calls block (SQLite, files), so that thread is never one of the async workers.
+
+use std::io;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use crate::schedule::Schedule;
+use crate::{Error, PruneDecision, Retention, Runtime};
+
+/// How the policy's default names begin: the backups the schedule makes (a create without
+/// a name makes the same), whose newest tells whether a run was missed while down.
+pub const SCHEDULED_PREFIX: &str = "litegraph-backup-";
+
+/// The pause after a run finds the database busy, doubled at each retry.
+const FIRST_BUSY_PAUSE: Duration = Duration::from_secs(1);
+/// The most retries of a busy run; none past the time the next run is due.
+const BUSY_RETRIES: u32 = 5;
+/// The longest the schedule sleeps without looking at the wall clock again, so that a
+/// clock set forward or back is noticed.
+const LONGEST_NAP: Duration = Duration::from_secs(60);
+
+/// One scheduled run, recorded once when it ends (what the API, and metrics, report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub started: SystemTime,
+    pub ended: SystemTime,
+    /// Made at start-up because a run fell due while the server was down.
+    pub catch_up: bool,
+    /// The backup made, if one was.
+    pub backup: Option<String>,
+    /// Whether the backup passed verification; `None` when none was made or the check
+    /// could not run.
+    pub verified: Option<bool>,
+    /// How many backups the retention rules removed; `None` when no prune ran.
+    pub removed: Option<usize>,
+    /// What went wrong, one sentence per failure; `None` when the run succeeded.
+    pub error: Option<String>,
+}
+
+impl Run {
+    fn begun(started: SystemTime, catch_up: bool) -> Run {
+        Run {
+            started,
+            ended: started,
+            catch_up,
+            backup: None,
+            verified: None,
+            removed: None,
+            error: None,
+        }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none()
+    }
+
+    fn failed(&mut self, why: String) {
+        self.error = Some(match self.error.take() {
+            Some(before) => format!("{before}; {why}"),
+            None => why,
+        });
+    }
+}
+
+/// What the schedule is, and what it is doing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScheduleStatus {
+    /// The schedule as `--schedule` takes it (`6h`, `0 3 * * *`); `None` without one.
+    pub schedule: Option<String>,
+    /// The configured retention rules (perhaps none).
+    pub retention: Retention,
+    /// When the next run is due; `None` while one runs, or without a schedule.
+    pub next_run: Option<SystemTime>,
+    /// When the run in progress started.
+    pub running_since: Option<SystemTime>,
+    pub last_run: Option<Run>,
+}
+
+/// [`ScheduleStatus`], shared between the schedule's thread and its readers.
+#[derive(Debug, Clone, Default)]
+pub struct SharedStatus(Arc<Mutex<ScheduleStatus>>);
+
+impl SharedStatus {
+    pub fn new(schedule: Option<&Schedule>, retention: Retention) -> SharedStatus {
+        SharedStatus(Arc::new(Mutex::new(ScheduleStatus {
+            schedule: schedule.map(schedule_text),
+            retention,
+            ..ScheduleStatus::default()
+        })))
+    }
+
+    /// The status now.
+    pub fn get(&self) -> ScheduleStatus {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ScheduleStatus> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A schedule as `--schedule` takes it back: `6h`, or the cron expression.
+pub fn schedule_text(schedule: &Schedule) -> String {
+    match schedule {
+        Schedule::Every(period) => humantime::format_duration(*period).to_string(),
+        Schedule::Cron(cron) => cron.as_str().to_owned(),
+    }
+}
+
+/// The schedule's thread.
+pub struct Daemon {
+    control: Arc<Control>,
+    thread: JoinHandle<()>,
+}
+
+/// Asks the schedule to stop: no run starts after it; a run in progress finishes.
+#[derive(Clone)]
+pub struct Stop(Arc<Control>);
+
+impl Stop {
+    pub fn stop(&self) {
+        *self.0.stopping() = true;
+        self.0.wake.notify_all();
+    }
+}
+
+struct Control {
+    stopping: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Control {
+    fn stopping(&self) -> MutexGuard<'_, bool> {
+        self.stopping.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sleeps until the wall clock reaches `until`; true when asked to stop meanwhile.
+    fn sleep_until(&self, until: SystemTime) -> bool {
+        let mut stopping = self.stopping();
+        loop {
+            if *stopping {
+                return true;
+            }
+            let left = match until.duration_since(SystemTime::now()) {
+                Ok(left) if !left.is_zero() => left,
+                _ => return false,
+            };
+            stopping = self
+                .wake
+                .wait_timeout(stopping, left.min(LONGEST_NAP))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+impl Daemon {
+    /// Starts making backups of `runtime`'s database on `schedule`, pruning by `retention`
+    /// after each when it holds a rule; `status` follows it.
+    pub fn start(
+        runtime: Runtime,
+        schedule: Schedule,
+        retention: Retention,
+        status: SharedStatus,
+    ) -> io::Result<Daemon> {
+        let control = Arc::new(Control {
+            stopping: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let scheduler = Scheduler {
+            runtime,
+            schedule,
+            retention,
+            status,
+            control: Arc::clone(&control),
+        };
+        let thread = std::thread::Builder::new()
+            .name("schedule".into())
+            .spawn(move || scheduler.run())?;
+        Ok(Daemon { control, thread })
+    }
+
+    /// What stops the schedule, for a signal handler.
+    pub fn stopper(&self) -> Stop {
+        Stop(Arc::clone(&self.control))
+    }
+
+    /// Stops the schedule and waits for a run in progress to finish.
+    pub fn finish(self) {
+        self.stopper().stop();
+        if self.thread.join().is_err() {
+            tracing::error!("the schedule's thread panicked");
+        }
+    }
+}
+
+struct Scheduler {
+    runtime: Runtime,
+    schedule: Schedule,
+    retention: Retention,
+    status: SharedStatus,
+    control: Arc<Control>,
+}
+
+impl Scheduler {
+    fn run(self) {
+        let (mut due, mut catch_up) = self.first_run();
+        loop {
+            self.status.lock().next_run = Some(due);
+            if !catch_up {
+                tracing::info!("next scheduled backup at {}", utc(due));
+            }
+            if self.control.sleep_until(due) {
+                break;
+            }
+            let started = SystemTime::now();
+            let next = self.schedule.next_after(started);
+            {
+                let mut status = self.status.lock();
+                status.next_run = None;
+                status.running_since = Some(started);
+            }
+            let run = self.make_run(started, catch_up, next);
+            report(&run);
+            {
+                let mut status = self.status.lock();
+                status.running_since = None;
+                status.last_run = Some(run);
+            }
+            catch_up = false;
+            due = self.after_run(next);
+        }
+        self.status.lock().next_run = None;
+    }
+
+    /// When the first run is due, and whether it catches up: systemd's `Persistent=`,
+    /// derived from the backups on disk rather than from a state file. A run is made at
+    /// once when one fell due since the newest scheduled backup was made, or when there is
+    /// none; otherwise the first comes one period after the newest, so that a restart
+    /// keeps the rhythm.
+    fn first_run(&self) -> (SystemTime, bool) {
+        let now = SystemTime::now();
+        let catch_up = |why: String| {
+            tracing::info!("catch-up run now: {why}");
+            (now, true)
+        };
+        let newest = match self.runtime.list() {
+            Ok(backups) => backups
+                .into_iter()
+                .filter(|b| b.filename.starts_with(SCHEDULED_PREFIX))
+                .max_by_key(|b| b.created_utc),
+            Err(e) => return catch_up(format!("the backups cannot be listed ({e})")),
+        };
+        let Some(newest) = newest else {
+            return catch_up("no scheduled backup exists yet".to_owned());
+        };
+        let made = newest.created_utc.system_time();
+        if self.schedule.missed_since(made, now) {
+            return catch_up(format!(
+                "the newest scheduled backup, {}, was made at {}, and a run fell due since",
+                newest.filename,
+                utc(made)
+            ));
+        }
+        (self.schedule.next_after(made), false)
+    }
+
+    /// When the run after one that was due `next` runs: then, or, when the run overran its
+    /// period, at the first time due from now (a run never starts twice in a row to
+    /// catch up).
+    fn after_run(&self, next: SystemTime) -> SystemTime {
+        let now = SystemTime::now();
+        if next > now {
+            return next;
+        }
+        let later = self.schedule.next_after(now);
+        tracing::warn!(
+            "the scheduled run took past the next run's time ({}); skipped to {}",
+            utc(next),
+            utc(later)
+        );
+        later
+    }
+
+    /// One run: sweep what a killed run left, create, verify, prune.
+    fn make_run(&self, started: SystemTime, catch_up: bool, next: SystemTime) -> Run {
+        let mut run = Run::begun(started, catch_up);
+        self.sweep_stale_temporaries();
+        match self.retrying_busy(next, || self.runtime.create(None)) {
+            Ok(backup) => {
+                self.verify(&mut run, &backup.filename);
+                run.backup = Some(backup.filename);
+                if !self.retention.is_empty() {
+                    self.prune(&mut run, next);
+                }
+            }
+            Err(e) => run.failed(format!("no backup was made: {e}")),
+        }
+        run.ended = SystemTime::now();
+        run
+    }
+
+    fn verify(&self, run: &mut Run, name: &str) {
+        match self.runtime.verify(name, false) {
+            Ok(verdict) => {
+                run.verified = Some(verdict.verified);
+                if !verdict.verified {
+                    run.failed(format!(
+                        "{name} failed verification: {}",
+                        verdict.problems.join("; ")
+                    ));
+                }
+            }
+            Err(e) => run.failed(format!("{name} could not be verified: {e}")),
+        }
+    }
+
+    fn prune(&self, run: &mut Run, next: SystemTime) {
+        match self.retrying_busy(next, || self.runtime.prune(&self.retention, false)) {
+            Ok(decisions) => {
+                run.removed = Some(removed(&decisions));
+                for decision in decisions {
+                    if let Some(why) = decision.removal_failed {
+                        run.failed(format!(
+                            "{} could not be removed: {why}",
+                            decision.backup.filename
+                        ));
+                    }
+                }
+            }
+            Err(e) => run.failed(format!("the retention rules could not be applied: {e}")),
+        }
+    }
+
+    /// Runs `step`; while the database is busy, tries again after 1 s, 2 s, 4 s... at most
+    /// [`BUSY_RETRIES`] times, never past `next` (the next run's time), and not once asked
+    /// to stop.
+    fn retrying_busy<R>(
+        &self,
+        next: SystemTime,
+        step: impl Fn() -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut pause = FIRST_BUSY_PAUSE;
+        let mut retries = 0;
+        loop {
+            match step() {
+                Err(Error::Busy) if retries < BUSY_RETRIES => {
+                    let until = SystemTime::now() + pause;
+                    if until >= next {
+                        return Err(Error::Busy);
+                    }
+                    tracing::warn!(
+                        "the database is busy; the scheduled run tries again in {}",
+                        humantime::format_duration(pause)
+                    );
+                    if self.control.sleep_until(until) {
+                        return Err(Error::Busy);
+                    }
+                    pause *= 2;
+                    retries += 1;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    /// Removes what a run killed mid-way (kill -9, power loss) left in the backup
+    /// directory: the server is long-lived, so not only at start-up.
+    fn sweep_stale_temporaries(&self) {
+        match self
+            .runtime
+            .capabilities()
+            .backups
+            .sweep_stale_temporaries()
+        {
+            Ok(0) => {}
+            Ok(swept) => {
+                tracing::info!("removed {swept} temporary files left by an interrupted run")
+            }
+            Err(e) => tracing::warn!("cannot sweep the backup directory's temporaries: {e}"),
+        }
+    }
+}
+
+/// How many backups a prune removed.
+fn removed(decisions: &[PruneDecision]) -> usize {
+    decisions
+        .iter()
+        .filter(|d| !d.keep && d.removal_failed.is_none())
+        .count()
+}
+
+/// One log line per run.
+fn report(run: &Run) {
+    let backup = run.backup.as_deref().unwrap_or("none");
+    let took = run.ended.duration_since(run.started).unwrap_or_default();
+    let pruned = match run.removed {
+        Some(removed) => format!(", {removed} removed by the retention rules"),
+        None => String::new(),
+    };
+    match &run.error {
+        None => tracing::info!(
+            "scheduled backup {backup} made and verified in {:.1} s{pruned}",
+            took.as_secs_f64()
+        ),
+        Some(why) => tracing::error!("scheduled run failed (backup {backup}{pruned}): {why}"),
+    }
+}
+
+/// A time as the log shows it: RFC 3339 in UTC, to the second.
+fn utc(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_show_as_the_flag_takes_them() {
+        for text in ["6h", "1day", "90s", "0 3 * * *", "*/15 * * * 1-5"] {
+            let schedule: Schedule = text.parse().expect("a schedule");
+            let shown = schedule_text(&schedule);
+            assert_eq!(shown.parse::<Schedule>().expect("parses back"), schedule);
+        }
+        let every: Schedule = "6h".parse().expect("a schedule");
+        assert_eq!(schedule_text(&every), "6h");
+    }
+
+    #[test]
+    fn a_run_keeps_every_failure() {
+        let mut run = Run::begun(SystemTime::UNIX_EPOCH, false);
+        assert!(run.succeeded());
+        run.failed("a failed verification".into());
+        run.failed("b could not be removed".into());
+        assert_eq!(
+            run.error.as_deref(),
+            Some("a failed verification; b could not be removed")
+        );
+    }
+
+    #[test]
+    fn a_stop_wakes_a_sleeping_schedule() {
+        let control = Arc::new(Control {
+            stopping: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let stop = Stop(Arc::clone(&control));
+        let sleeper = std::thread::spawn(move || {
+            control.sleep_until(SystemTime::now() + Duration::from_secs(3600))
+        });
+        stop.stop();
+        assert!(sleeper.join().expect("joined"), "woken by the stop");
+    }
+}
