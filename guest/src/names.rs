@@ -200,9 +200,56 @@ pub fn timestamped_name(prefix: &str, now: Datetime, attempt: u32) -> String {
     }
 }
 
+/// The prefix of a name [`timestamped_name`] makes (`<prefix>-YYYYMMDD-HHMMSS[-n].db`), or
+/// `None` for any other name: how a backup with no record of its origin is told apart from
+/// one a person named.
+pub fn timestamped_prefix(name: &str) -> Option<&'static str> {
+    let (prefix, rest) = [BACKUP_PREFIX, SAFETY_PREFIX]
+        .into_iter()
+        .find_map(|prefix| Some((prefix, name.strip_prefix(prefix)?.strip_prefix('-')?)))?;
+    let rest = rest.strip_suffix(".db")?;
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let (date, rest) = rest.split_at_checked(8)?;
+    let rest = rest.strip_prefix('-')?;
+    let (time, attempt) = rest.split_at_checked(6)?;
+    let attempt_ok = match attempt.strip_prefix('-') {
+        None => attempt.is_empty(),
+        Some(n) => !n.starts_with('0') && digits(n, n.len()) && !n.is_empty(),
+    };
+    (digits(date, 8) && digits(time, 6) && attempt_ok).then_some(prefix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamped_names_are_told_from_chosen_ones() {
+        let at = Datetime {
+            seconds: 1_748_316_670,
+            nanoseconds: 0,
+        };
+        for prefix in [BACKUP_PREFIX, SAFETY_PREFIX] {
+            for attempt in [1, 2, 17] {
+                let name = timestamped_name(prefix, at, attempt);
+                assert_eq!(timestamped_prefix(&name), Some(prefix), "{name}");
+            }
+        }
+        for chosen in [
+            "nightly.db",
+            "litegraph-backup.db",
+            "litegraph-backup-20250527-033110.db.bak",
+            "litegraph-backup-20250527-033110-01.db",
+            "litegraph-backup-20250527-033110-.db",
+            "litegraph-backup-2025052-033110.db",
+            "litegraph-backup-20250527-0331101.db",
+            "litegraph-backup-2025O527-033110.db",
+            "pre-restore-20250527-033110 copy.db",
+            "my-litegraph-backup-20250527-033110.db",
+        ] {
+            assert_eq!(timestamped_prefix(chosen), None, "{chosen}");
+        }
+    }
     use proptest::prelude::*;
     use std::path::{Component, Path};
 

@@ -7,7 +7,7 @@ use crate::litegraph::backup::snapshot::SnapshotFile;
 use crate::litegraph::backup::types::{
     BackupFile, Datetime, Error, FileDigests, FileStat, Restoration, Verification,
 };
-use crate::metadata::{Metadata, is_sidecar, sidecar_name};
+use crate::metadata::{LastVerification, Metadata, Origin, is_sidecar, sidecar_name};
 use crate::names;
 use records::{Fresh, Record};
 
@@ -44,6 +44,16 @@ pub struct Service<H> {
 enum Requested {
     Explicit(String),
     Timestamped(&'static str),
+}
+
+impl Requested {
+    fn origin(&self) -> Origin {
+        match self {
+            Requested::Explicit(_) => Origin::Named,
+            Requested::Timestamped(names::SAFETY_PREFIX) => Origin::SafetyBackup,
+            Requested::Timestamped(_) => Origin::DefaultName,
+        }
+    }
 }
 
 impl<H: Host> Service<H> {
@@ -87,6 +97,7 @@ impl<H: Host> Service<H> {
             name: temporary,
             digests,
         } = snapshot;
+        let origin = requested.origin();
         let name = self.publish(&temporary, taken, requested)?;
         let recorded = self.host.stat(&name).and_then(|stat| {
             let metadata = Metadata {
@@ -95,6 +106,8 @@ impl<H: Host> Service<H> {
                 digests,
                 created: taken,
                 birth: stat.created,
+                origin,
+                last_verification: None,
             };
             self.host.write(&sidecar_name(&name), &metadata.encode())?;
             Ok(backup_file(metadata, &stat))
@@ -111,6 +124,15 @@ impl<H: Host> Service<H> {
     /// vanishes while the list is being made (a concurrent delete) is left out rather than
     /// failing the list.
     pub fn list(&self) -> Result<Vec<BackupFile>, Error> {
+        Ok(self
+            .catalogue()?
+            .into_iter()
+            .map(|record| backup_file(record.metadata, &record.stat))
+            .collect())
+    }
+
+    /// Every backup's record, in the order of [`Service::list`].
+    fn catalogue(&self) -> Result<Vec<Record>, Error> {
         let entries = self.host.list()?;
         let candidates: Vec<String> = entries
             .iter()
@@ -118,16 +140,16 @@ impl<H: Host> Service<H> {
             .cloned()
             .collect();
         self.forget_orphans(&entries, &candidates);
-        let mut backups = Vec::with_capacity(candidates.len());
+        let mut records = Vec::with_capacity(candidates.len());
         for name in candidates {
-            match self.describe(&name) {
-                Ok(backup) => backups.push(backup),
+            match self.record(&name) {
+                Ok(record) => records.push(record),
                 Err(Error::NotFound) => {}
                 Err(error) => return Err(error),
             }
         }
-        oldest_first(&mut backups);
-        Ok(backups)
+        records.sort_by(|a, b| made_before(&a.metadata, &b.metadata));
+        Ok(records)
     }
 
     /// Removes the sidecars of backups that are gone (deleted by hand), so that a file
@@ -176,7 +198,7 @@ impl<H: Host> Service<H> {
     pub fn verify(&self, name: &str, full: bool) -> Result<Verification, Error> {
         check(name)?;
         let Record {
-            metadata,
+            mut metadata,
             stat,
             fresh,
         } = self.record(name)?;
@@ -223,6 +245,13 @@ impl<H: Host> Service<H> {
             Err(Error::Corrupt(finding)) => problems.push(format!("{sqlite_check}: {finding}")),
             Err(error) => return Err(error),
         }
+        metadata.last_verification = Some(LastVerification {
+            at: self.host.now(),
+            passed: problems.is_empty(),
+        });
+        // Best effort: the verdict stands either way; an outcome not recorded only means
+        // that retention does not know this backup passed.
+        let _ = self.host.write(&sidecar_name(name), &metadata.encode());
         Ok(Verification {
             backup: backup_file(metadata, &stat),
             actual,
@@ -304,19 +333,14 @@ impl<H: Host> Service<H> {
     }
 }
 
-/// Sorts backups in the order they were made: by recorded creation time, then by name for
-/// those made in the same instant. Names are no guide to age (`...-10.db` sorts before
-/// `...-2.db`, and a person names backups as they like).
-pub fn oldest_first(backups: &mut [BackupFile]) {
-    backups.sort_by(|a, b| {
-        let key = |backup: &BackupFile| {
-            let created = backup.created_utc;
-            (created.seconds, created.nanoseconds)
-        };
-        key(a)
-            .cmp(&key(b))
-            .then_with(|| a.filename.cmp(&b.filename))
-    });
+/// The order backups were made in: by recorded creation time, then by name for those made
+/// in the same instant. Names are no guide to age (`...-10.db` sorts before `...-2.db`, and
+/// a person names backups as they like).
+fn made_before(a: &Metadata, b: &Metadata) -> std::cmp::Ordering {
+    let key = |m: &Metadata| (m.created.seconds, m.created.nanoseconds);
+    key(a)
+        .cmp(&key(b))
+        .then_with(|| a.filename.cmp(&b.filename))
 }
 
 /// A restore that failed once its safety backup existed: the host rolled the replacement

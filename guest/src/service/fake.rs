@@ -24,6 +24,8 @@ pub struct FakeHost {
     pub fail_writes: Cell<bool>,
     /// Names whose `read` fails with `io` (a sidecar over 64 KiB, or a directory).
     pub unreadable: RefCell<BTreeSet<String>>,
+    /// Names whose `remove` fails with `io` (a read-only directory, an immutable file).
+    pub unremovable: RefCell<BTreeSet<String>>,
     /// What `take-for-restore` answers instead of copying (a page size that differs).
     pub refuse_take_for_restore: RefCell<Option<Error>>,
     /// What the next `restore` answers after rolling back (a failed check, a lost disk).
@@ -156,6 +158,9 @@ impl Host for &FakeHost {
     }
     fn remove(&self, name: &str) -> Result<(), Error> {
         self.log(format!("remove {name}"));
+        if self.unremovable.borrow().contains(name) {
+            return Err(Error::Io(format!("{name}: permission denied")));
+        }
         self.files
             .borrow_mut()
             .remove(name)

@@ -4,7 +4,7 @@
 
 use super::{Host, Service, describe_error};
 use crate::litegraph::backup::types::{Error, FileStat};
-use crate::metadata::{Metadata, sidecar_name};
+use crate::metadata::{Metadata, Origin, sidecar_name};
 
 /// A backup's recorded facts, with the file's current stat.
 pub struct Record {
@@ -73,6 +73,8 @@ impl<H: Host> Service<H> {
             digests: self.host.digests(name)?,
             created: stat.created.unwrap_or(stat.modified),
             birth: stat.created,
+            origin: Origin::of_name(name),
+            last_verification: None,
         };
         // Best effort: the digests are right either way, and the next look tries again.
         let unsaved = self
