@@ -111,11 +111,12 @@ impl Schedule {
     }
 }
 
+/// As `--schedule` takes it: `6h`, `0 3 * * *`.
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Schedule::Every(period) => write!(f, "every {}", humantime::format_duration(*period)),
-            Schedule::Cron(cron) => write!(f, "cron {} (UTC)", cron.as_str()),
+            Schedule::Every(period) => write!(f, "{}", humantime::format_duration(*period)),
+            Schedule::Cron(cron) => write!(f, "{}", cron.as_str()),
         }
     }
 }
@@ -254,8 +255,9 @@ mod tests {
     }
 
     #[test]
-    fn schedules_show_what_they_are() {
-        assert_eq!(parse("6h").to_string(), "every 6h");
-        assert_eq!(parse("0 3 * * *").to_string(), "cron 0 3 * * * (UTC)");
+    fn schedules_show_as_they_are_written() {
+        for text in ["6h", "1day 12h", "1m 30s", "0 3 * * *", "*/15 * * * 1-5"] {
+            assert_eq!(parse(text).to_string(), text, "as the flag takes it");
+        }
     }
 }

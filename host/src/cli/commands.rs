@@ -29,7 +29,9 @@ pub fn run(command: &Command, config: &Config, out: &mut impl Write) -> anyhow::
         Command::Delete { name } => delete(config, plain_name(name), out),
         Command::Verify { name, full } => verify(config, name, *full, out),
         Command::Restore { name } => restore(config, name, out),
-        Command::Serve(_) => unreachable!("serve is run by serve()"),
+        Command::Serve(_) | Command::Prune(_) | Command::Config(_) => {
+            unreachable!("run by cli::run with their own settings")
+        }
     }
 }
 
@@ -352,7 +354,7 @@ fn policy(config: &Config) -> anyhow::Result<Policy> {
 }
 
 /// Compiles the policy and lends it the backup directory (which must exist).
-fn runtime(config: &Config) -> anyhow::Result<Runtime> {
+pub(super) fn runtime(config: &Config) -> anyhow::Result<Runtime> {
     let backups = open_backup_dir(config)?;
     let capabilities = Capabilities::new(config.live_database(), backups);
     Ok(Runtime::from_policy(&policy(config)?, capabilities))
@@ -383,7 +385,7 @@ fn open_backup_dir(config: &Config) -> anyhow::Result<BackupDir> {
 
 /// Before the first backup the default directory does not exist yet: that is no backups,
 /// not an error. A directory the operator named must exist.
-fn no_backups_yet(config: &Config) -> bool {
+pub(super) fn no_backups_yet(config: &Config) -> bool {
     !config.backups.named && !config.backups.path.exists()
 }
 
@@ -414,9 +416,10 @@ fn resolve(runtime: &Runtime, name: &str, config: &Config) -> anyhow::Result<Str
 }
 
 /// What a command was doing when it failed, for the error's first words.
-enum Operation<'a> {
+pub(super) enum Operation<'a> {
     Create(Option<&'a str>),
     List,
+    Prune,
     Show(&'a str),
     Exists(&'a str),
     Delete(&'a str),
@@ -428,7 +431,7 @@ impl Operation<'_> {
     fn name(&self) -> Option<&str> {
         match self {
             Operation::Create(name) => *name,
-            Operation::List => None,
+            Operation::List | Operation::Prune => None,
             Operation::Show(name)
             | Operation::Exists(name)
             | Operation::Delete(name)
@@ -447,6 +450,7 @@ impl Operation<'_> {
             }
             Operation::Create(None) => format!("create a backup of {database} in {dir}"),
             Operation::List => format!("list the backups in {dir}"),
+            Operation::Prune => format!("prune the backups in {dir}"),
             Operation::Show(name) => format!("read backup {name:?} in {dir}"),
             Operation::Exists(name) => format!("look up backup {name:?} in {dir}"),
             Operation::Delete(name) => format!("delete backup {name:?} in {dir}"),
@@ -460,7 +464,7 @@ impl Operation<'_> {
 
 /// One line a person can act on, naming the operation and the paths it was about, with
 /// the exit status of the error.
-fn explain(error: Error, operation: &Operation, config: &Config) -> anyhow::Error {
+pub(super) fn explain(error: Error, operation: &Operation, config: &Config) -> anyhow::Error {
     let dir = config.backups.path.display();
     let exit = Exit::of(&error);
     let message = match (&error, operation.name()) {

@@ -5,15 +5,17 @@
 use std::io;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::Error;
 
 mod commands;
 mod interrupt;
 mod output;
+mod prune;
+mod show_config;
 
-use crate::config::{Config, GlobalArgs, ServeArgs, ServeConfig};
+use crate::config::{Config, GlobalArgs, RetentionArgs, ServeArgs, ServeConfig};
 
 const ABOUT: &str = "Point-in-time backups of a live LiteGraph (SQLite) database";
 
@@ -41,7 +43,10 @@ Examples:
   litegraph-backup delete nightly.db
   litegraph-backup verify latest --full        # exit 0 sound, 4 damaged
   litegraph-backup restore nightly.db          # verified, with a safety backup first
+  litegraph-backup prune --keep-daily 7 --keep-weekly 4 --dry-run
   litegraph-backup serve                       # HTTP API on 127.0.0.1:8701
+  litegraph-backup serve --schedule 6h --keep-last 8 --keep-daily 7
+  litegraph-backup --config /etc/litegraph-backup.toml config   # what is in effect, and why
   curl -H 'Authorization: Bearer litegraphadmin' http://localhost:8701/v1.0/backups
 
 Exit codes:
@@ -51,11 +56,14 @@ Exit codes:
   3  not found: no such backup, no database, no backup directory
   4  damaged: verification failed, restore refused a backup that fails it, corrupt file
   5  busy: the database or another create or restore held the lock past --busy-timeout
-  6  any other failure (I/O, internal)
+  6  any other failure (I/O, internal; a prune whose removal failed, the others done)
   130  interrupted (SIGINT; 143 for SIGTERM) during create or restore; temporaries removed
 
 Every option can also be set in the environment (LITEGRAPH_*, shown in each option's help;
-RUST_LOG and NO_COLOR too); a flag wins over the environment.";
+RUST_LOG and NO_COLOR too) and in the --config file (TOML: the option's name with `_` for
+`-`, serve's under [serve], the --keep-* rules under [retention]). A flag wins over the
+environment, which wins over the --config file, which wins over LiteGraph's litegraph.json
+(--litegraph-config), which wins over the default.";
 
 #[derive(Debug, Parser)]
 #[command(name = "litegraph-backup", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
@@ -130,6 +138,59 @@ pub enum Command {
     /// default one or --create-database is given. Every backup route needs
     /// `Authorization: Bearer <admin token>`; `GET /health` does not.
     Serve(ServeArgs),
+    /// Remove the backups that no retention rule keeps (restic's `forget` rules).
+    #[command(long_about = PRUNE_ABOUT, after_help = PRUNE_EXAMPLES)]
+    Prune(PruneArgs),
+    /// Print the effective configuration: each value and where it came from.
+    ///
+    /// Every setting of every command and of `serve`, with its source: flag, env VARIABLE,
+    /// file PATH (--config), litegraph.json PATH (--litegraph-config) or default. The admin
+    /// token is never shown. Takes `serve`'s options too, to show what `serve` would run
+    /// with; --json prints [{"Key", "Value", "Source", "From"}].
+    Config(ConfigArgs),
+}
+
+const PRUNE_ABOUT: &str = "\
+Remove the backups that no retention rule keeps, with restic's `forget` rules.
+
+A backup is kept when any rule keeps it (a union), and removed only when none does:
+  --keep-last N      the N newest backups
+  --keep-hourly N    the newest backup of each of the last N hours that have a backup
+  --keep-daily N     ... days, --keep-weekly N ... ISO weeks, --keep-monthly N ... months,
+  --keep-yearly N    ... years (hours, days and so on without a backup do not count)
+  --keep-within D    every backup made within D (e.g. 2d) before the newest one
+Times are UTC, and a backup's time is the one recorded when it was made, never the file's.
+
+Never removed, whatever the rules: the newest backup, the newest one that passed
+verification, and backups whose names a person chose (only litegraph-backup-* and
+pre-restore-* names are subject to the rules unless --include-named). A prune with no rule
+is refused (exit 2): it would remove everything. Removals go through the same path as
+`delete`; one that fails is reported and the others go on, then the exit status is 6.
+Rules may also come from LITEGRAPH_KEEP_* and the [retention] table of --config; each rule
+from its highest source, and rules from different sources add up.";
+
+const PRUNE_EXAMPLES: &str = "\
+Examples:
+  # hourly backups: keep a day of hourly ones, a week of daily, a month of weekly
+  litegraph-backup prune --keep-hourly 24 --keep-daily 7 --keep-weekly 4 --dry-run
+  litegraph-backup prune --keep-last 10 --json   # [{Backup, Keep, Reasons, RemovalFailed?}]";
+
+/// `prune`'s options.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+
+    /// Decide and print what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `config`'s options: `serve`'s, to show what `serve` would run with.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// What a script can act on: the process's exit status.
@@ -182,25 +243,37 @@ impl Failure {
 pub fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let config = match Config::new(&cli.settings, &matches) {
+    let config = match Config::new(&matches) {
         Ok(config) => config,
         Err(e) => return fail(&e.into()),
     };
     init_logging(&config);
-    let result = match &cli.command {
-        Command::Serve(args) => {
-            let serve_matches = matches.subcommand_matches("serve").unwrap_or(&matches);
-            ServeConfig::new(args, serve_matches)
-                .map_err(anyhow::Error::from)
-                .and_then(|serve| commands::serve(&config, &serve))
-                .map(|()| Exit::Success)
-        }
-        command => commands::run(command, &config, &mut io::stdout().lock()),
-    };
+    let result = run(&cli.command, &matches, &config);
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
+    }
+}
+
+fn run(command: &Command, matches: &ArgMatches, config: &Config) -> anyhow::Result<Exit> {
+    let own = |name: &str| matches.subcommand_matches(name).unwrap_or(matches);
+    // Not held by `serve`, whose threads may write.
+    let out = || io::stdout().lock();
+    match command {
+        Command::Serve(_) => {
+            let serve = ServeConfig::new(own("serve"), config)?;
+            commands::serve(config, &serve).map(|()| Exit::Success)
+        }
+        Command::Prune(args) => {
+            let (rules, _) = config.retention(own("prune"));
+            prune::prune(config, &rules, args.dry_run, &mut out())
+        }
+        Command::Config(_) => {
+            let serve = ServeConfig::new(own("config"), config)?;
+            show_config::show(config, &serve, &mut out())
+        }
+        command => commands::run(command, config, &mut out()),
     }
 }
 
@@ -249,6 +322,7 @@ mod tests {
     fn every_error_has_its_exit_status() {
         let cases = [
             (Error::InvalidName("x".into()), 2),
+            (Error::InvalidArgument("x".into()), 2),
             (Error::Exist, 2),
             (Error::NotPermitted("x".into()), 2),
             (Error::NotFound, 3),
@@ -261,28 +335,5 @@ mod tests {
         for (error, code) in cases {
             assert_eq!(Exit::of(&error) as u8, code, "{error:?}");
         }
-    }
-
-    #[test]
-    fn a_flag_wins_over_the_environment_in_either_form() {
-        let matches = Cli::command()
-            .try_get_matches_from(["litegraph-backup", "--busy-timeout-ms", "250", "list"])
-            .expect("parses");
-        let cli = Cli::from_arg_matches(&matches).expect("fields");
-        let config = Config::new(&cli.settings, &matches).expect("merges");
-        assert_eq!(config.busy_timeout, std::time::Duration::from_millis(250));
-
-        let matches = Cli::command()
-            .try_get_matches_from([
-                "litegraph-backup",
-                "list",
-                "--busy-timeout",
-                "2s",
-                "--busy-timeout-ms",
-                "5",
-            ])
-            .expect("parses");
-        let cli = Cli::from_arg_matches(&matches).expect("fields");
-        assert!(Config::new(&cli.settings, &matches).is_err(), "both forms");
     }
 }

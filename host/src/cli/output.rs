@@ -143,7 +143,7 @@ pub fn truncate_to_cells(text: &str, cells: usize) -> String {
 }
 
 /// Pads with spaces to `cells` terminal cells (`format!`'s width counts chars, not cells).
-fn pad_to_cells(text: &str, cells: usize) -> String {
+pub fn pad_to_cells(text: &str, cells: usize) -> String {
     let padding = cells.saturating_sub(text.width());
     format!("{text}{}", " ".repeat(padding))
 }

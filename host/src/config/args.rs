@@ -1,0 +1,238 @@
+//! Every option's flag and environment variable, as clap reads them. No option has a clap
+//! default: a value clap did not see may still come from the configuration file or
+//! LiteGraph's `litegraph.json`, so the defaults are applied in [`super`] after those.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use tracing_subscriber::filter::Targets;
+
+use crate::schedule::Schedule;
+
+/// The options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// A configuration file (TOML) holding any of these options, `serve`'s, the schedule
+    /// and the retention rules; a flag or an environment variable wins over it. Relative
+    /// paths in it are relative to its directory. See `litegraph-backup config`.
+    #[arg(long, global = true, env = "LITEGRAPH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// LiteGraph's own settings file (litegraph.json): its SQLite database filename,
+    /// Storage.BackupsDirectory and LiteGraph.AdminBearerToken are taken from it, relative
+    /// to its directory, below flags, environment and --config.
+    #[arg(
+        long,
+        global = true,
+        env = "LITEGRAPH_LITEGRAPH_CONFIG",
+        value_name = "FILE"
+    )]
+    pub litegraph_config: Option<PathBuf>,
+
+    /// The live LiteGraph database (a SQLite file) [default: litegraph.db]. `create` and
+    /// the safety copy of `restore` read it; `restore` writes a backup's content into it;
+    /// only `serve` creates it, and only when it is the default or --create-database is
+    /// given. No other command ever creates it.
+    #[arg(long, global = true, env = "LITEGRAPH_DB", value_name = "PATH")]
+    pub database: Option<PathBuf>,
+
+    /// The directory that holds the backups [default: ./backups/, relative to the working
+    /// directory]. `create` and `serve` make it when it is missing; before the first backup,
+    /// `list` and `exists` treat a missing default directory as empty.
+    #[arg(long, global = true, env = "LITEGRAPH_BACKUPS", value_name = "DIR")]
+    pub backups: Option<PathBuf>,
+
+    /// How long a create or restore waits for a lock on the database (a writer, or another
+    /// create or restore) to be released, e.g. 10s, 500ms [default: 10s].
+    #[arg(long, global = true, env = "LITEGRAPH_BUSY_TIMEOUT", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub busy_timeout: Option<Duration>,
+
+    /// --busy-timeout in milliseconds.
+    #[arg(long, global = true, env = "LITEGRAPH_BUSY_TIMEOUT_MS", value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub busy_timeout_ms: Option<u64>,
+
+    /// Run this WebAssembly component as the policy instead of the built-in one; it must
+    /// implement the `litegraph:backup/backup-service` world (see wit/).
+    #[arg(
+        long,
+        global = true,
+        env = "LITEGRAPH_POLICY_COMPONENT",
+        value_name = "FILE"
+    )]
+    pub policy_component: Option<PathBuf>,
+
+    /// The most memory the policy component may use, 1 to 4096 [default: 64].
+    #[arg(long, global = true, env = "LITEGRAPH_GUEST_MEMORY_MIB", value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_GUEST_MEMORY_MIB))]
+    pub guest_memory_mib: Option<u64>,
+
+    /// The most time the policy component may compute in one operation, e.g. 5s (time
+    /// spent copying or hashing files is the host's and does not count) [default: 5s].
+    #[arg(long, global = true, env = "LITEGRAPH_GUEST_TIMEOUT", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub guest_timeout: Option<Duration>,
+
+    /// --guest-timeout in milliseconds.
+    #[arg(long, global = true, env = "LITEGRAPH_GUEST_TIMEOUT_MS", value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub guest_timeout_ms: Option<u64>,
+
+    /// Print LiteGraph's BackupFile JSON instead of text.
+    #[arg(long, global = true, env = "LITEGRAPH_JSON",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub json: bool,
+
+    /// Print only what a command answers (lists, JSON, failures), not its confirmations;
+    /// errors still go to stderr. `serve` then logs warnings and errors only.
+    #[arg(short, long, global = true, env = "LITEGRAPH_QUIET",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub quiet: bool,
+
+    /// No colour in the log (also when NO_COLOR is set, or when stderr is not a terminal).
+    #[arg(long, global = true, env = "NO_COLOR",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_color: bool,
+
+    /// Which log lines to write, as RUST_LOG: a level, or targets with levels, e.g.
+    /// "info,litegraph_backup=debug" [default: info for serve, error for other commands].
+    #[arg(long, global = true, env = "RUST_LOG", value_name = "FILTER",
+          value_parser = parse_log_filter)]
+    pub log: Option<Targets>,
+}
+
+/// The largest --guest-memory-mib.
+pub const MAX_GUEST_MEMORY_MIB: u64 = 4096;
+
+/// `serve`'s own options.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The address to listen on [default: 127.0.0.1:8701] (port 0 picks a free one; the
+    /// log says which). A non-loopback address with the default admin token is warned
+    /// about: LiteGraph ships that token.
+    #[arg(long, env = "LITEGRAPH_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// The bearer token that admits a client to the backup routes [default: litegraphadmin,
+    /// LiteGraph's own, which everyone knows: set another beyond this machine].
+    #[arg(
+        long,
+        env = "LITEGRAPH_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
+    )]
+    pub admin_token: Option<String>,
+
+    /// How long a client may take to send a request's headers, and then its body, e.g.
+    /// 30s [default: 30s].
+    #[arg(long, env = "LITEGRAPH_REQUEST_TIMEOUT", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub request_timeout: Option<Duration>,
+
+    /// --request-timeout in milliseconds.
+    #[arg(long, env = "LITEGRAPH_REQUEST_TIMEOUT_MS", value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: Option<u64>,
+
+    /// The most client connections served at once [default: 256]; more wait, or replace
+    /// the connection idle the longest (lowered to fit the process's descriptor limit).
+    #[arg(long, env = "LITEGRAPH_MAX_CONNECTIONS", value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: Option<usize>,
+
+    /// Create an empty database (WAL mode) when --database names none. Without it, only
+    /// the default database is created; a named one that is missing is refused (a typo
+    /// would otherwise back up a new empty database).
+    #[arg(long, env = "LITEGRAPH_CREATE_DATABASE",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub create_database: bool,
+
+    /// Make a backup on a schedule: an interval (6h, 1d, 90s) or a 5-field cron expression
+    /// in UTC ("0 3 * * *": minute hour day month weekday). Each run creates a backup
+    /// under a default name, verifies it, then applies the --keep-* rules if any.
+    #[arg(long, env = "LITEGRAPH_SCHEDULE", value_name = "WHEN",
+          value_parser = parse_schedule)]
+    pub schedule: Option<Schedule>,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
+/// Retention rules, as `prune` and `serve --schedule` take them.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Retention rules (a backup is kept when any rule keeps it)")]
+pub struct RetentionArgs {
+    /// Keep the newest N backups.
+    #[arg(long, env = "LITEGRAPH_KEEP_LAST", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_last: Option<u32>,
+
+    /// Keep the newest backup of each of the last N hours that have one (UTC).
+    #[arg(long, env = "LITEGRAPH_KEEP_HOURLY", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_hourly: Option<u32>,
+
+    /// Keep the newest backup of each of the last N days that have one (UTC).
+    #[arg(long, env = "LITEGRAPH_KEEP_DAILY", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_daily: Option<u32>,
+
+    /// Keep the newest backup of each of the last N ISO weeks that have one.
+    #[arg(long, env = "LITEGRAPH_KEEP_WEEKLY", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_weekly: Option<u32>,
+
+    /// Keep the newest backup of each of the last N months that have one.
+    #[arg(long, env = "LITEGRAPH_KEEP_MONTHLY", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_monthly: Option<u32>,
+
+    /// Keep the newest backup of each of the last N years that have one.
+    #[arg(long, env = "LITEGRAPH_KEEP_YEARLY", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_yearly: Option<u32>,
+
+    /// Keep every backup made within this long before the newest one, e.g. 2d, 36h.
+    #[arg(long, env = "LITEGRAPH_KEEP_WITHIN", value_name = "DURATION",
+          value_parser = parse_keep_within)]
+    pub keep_within: Option<Duration>,
+
+    /// Apply the rules to backups a person named too. Without it only backups whose names
+    /// the tool chose (litegraph-backup-*, pre-restore-*) are ever removed.
+    #[arg(long, env = "LITEGRAPH_INCLUDE_NAMED",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub include_named: bool,
+}
+
+/// A duration with its unit: `10s`, `500ms`, `1m 30s`; more than zero.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e} (write a duration with its unit, e.g. 10s or 500ms)"))?;
+    if duration.is_zero() {
+        return Err("must be more than zero".to_owned());
+    }
+    Ok(duration)
+}
+
+/// A duration of at least a second: the policy counts retention in whole seconds.
+pub fn parse_keep_within(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e} (write a duration with its unit, e.g. 2d or 36h)"))?;
+    if duration < Duration::from_secs(1) {
+        return Err("must be at least 1s".to_owned());
+    }
+    Ok(duration)
+}
+
+/// A log filter in RUST_LOG's syntax (levels and targets; no regular expressions).
+pub fn parse_log_filter(text: &str) -> Result<Targets, String> {
+    text.parse::<Targets>()
+        .map_err(|e| format!("{e} (e.g. info, or info,litegraph_backup=debug)"))
+}
+
+pub fn parse_schedule(text: &str) -> Result<Schedule, String> {
+    text.parse::<Schedule>().map_err(|e| e.to_string())
+}
