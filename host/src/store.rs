@@ -46,10 +46,19 @@ const LIVE_DATABASE_SUFFIXES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
 pub struct BackupDir {
     dir: Dir,
     path: PathBuf,
-    /// The live database's own files, when the backup directory is the database's
-    /// directory: never listed, read, written, restored or removed (see
+    /// The live database's own files, when they are within reach of this directory:
+    /// never listed, read, written, restored or removed (see
     /// [`BackupDir::protect_live_database`]).
-    live_database_files: Vec<String>,
+    live_database: LiveDatabaseFiles,
+}
+
+/// How the live database's files are recognised in the backup directory.
+#[derive(Debug, Default)]
+struct LiveDatabaseFiles {
+    /// Its file name and SQLite's files beside it, when this is its directory.
+    names: Vec<String>,
+    /// Its device and inode, when it is on this directory's filesystem (a hard link).
+    identity: Option<(u64, u64)>,
 }
 
 impl BackupDir {
@@ -60,40 +69,49 @@ impl BackupDir {
         Ok(BackupDir {
             dir,
             path: path.to_owned(),
-            live_database_files: Vec::new(),
+            live_database: LiveDatabaseFiles::default(),
         })
     }
 
     /// Keeps the live database out of reach when it lives in this directory (`--backups`
-    /// pointing at the database's own directory): its file and SQLite's `-wal`, `-shm` and
-    /// `-journal` files beside it are then refused by every operation and never listed, so
-    /// no command or route can list, delete or restore the live database as a backup.
-    /// Returns whether the database is in this directory.
+    /// pointing at the database's own directory, however either path is spelt: symbolic
+    /// links are resolved, and a hard link to the database is recognised by its inode):
+    /// its file and SQLite's `-wal`, `-shm` and `-journal` files beside it are then refused
+    /// by every operation and never listed, so no command or route can list, delete or
+    /// restore the live database as a backup. Returns whether this is the database's own
+    /// directory.
     pub fn protect_live_database(&mut self, database: &Path) -> bool {
-        let (Some(parent), Some(file_name)) = (database.parent(), database.file_name()) else {
+        use std::os::unix::fs::MetadataExt as _;
+        // The database as the filesystem resolves it: through symbolic links, to the file
+        // SQLite will open (or, before it exists, the directory it will be made in).
+        let resolved = std::fs::canonicalize(database).ok().or_else(|| {
+            let parent = database.parent().filter(|p| !p.as_os_str().is_empty());
+            let parent = std::fs::canonicalize(parent.unwrap_or(Path::new("."))).ok()?;
+            Some(parent.join(database.file_name()?))
+        });
+        let Some(resolved) = resolved else {
             return false;
         };
-        let parent = if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        };
-        let Some(file_name) = file_name.to_str() else {
-            return false;
-        };
-        let same_directory = match (std::fs::metadata(parent), self.dir.dir_metadata()) {
-            (Ok(parent), Ok(ours)) => {
-                use std::os::unix::fs::MetadataExt as _;
+        let ours = self.dir.dir_metadata().ok();
+        let same_directory = match (resolved.parent().map(std::fs::metadata), &ours) {
+            (Some(Ok(parent)), Some(ours)) => {
                 parent.dev() == ours.dev() && parent.ino() == ours.ino()
             }
             _ => false,
         };
-        if same_directory {
-            self.live_database_files = LIVE_DATABASE_SUFFIXES
+        let mut names = Vec::new();
+        if same_directory && let Some(file_name) = resolved.file_name().and_then(|n| n.to_str()) {
+            names = LIVE_DATABASE_SUFFIXES
                 .iter()
                 .map(|suffix| format!("{file_name}{suffix}"))
                 .collect();
         }
+        let identity = std::fs::metadata(&resolved)
+            .ok()
+            .filter(|m| ours.as_ref().is_some_and(|ours| ours.dev() == m.dev()))
+            .map(|m| (m.dev(), m.ino()));
+        let same_directory = !names.is_empty();
+        self.live_database = LiveDatabaseFiles { names, identity };
         same_directory
     }
 
@@ -109,8 +127,18 @@ impl BackupDir {
         Ok(name)
     }
 
+    /// Whether `name` is the live database or one of SQLite's files beside it: by name in
+    /// the database's own directory, or by inode (a hard link to the database).
     fn is_live_database_file(&self, name: &str) -> bool {
-        self.live_database_files.iter().any(|live| live == name)
+        let live = &self.live_database;
+        if live.names.iter().any(|live| live == name) {
+            return true;
+        }
+        live.identity.is_some_and(|(dev, ino)| {
+            self.dir
+                .symlink_metadata(name)
+                .is_ok_and(|m| m.is_file() && m.dev() == dev && m.ino() == ino)
+        })
     }
 
     /// Whether the directory this handle reaches is still the one at its path: a backup
@@ -268,6 +296,9 @@ impl BackupDir {
         self.dir
             .remove_file(source)
             .map_err(|e| failed("remove", source, e))?;
+        if is_temporary_name(source) {
+            remember_published(source, target);
+        }
         self.sync()
     }
 
@@ -377,6 +408,29 @@ impl BackupDir {
 /// Whether a name is one of the host's temporaries.
 fn is_temporary_name(name: &str) -> bool {
     name.starts_with(TEMPORARY_PREFIX) && (name.ends_with(".tmp") || name.ends_with(".part"))
+}
+
+/// The names the last few temporaries of this process were published under (a signal
+/// handler names the safety backup of an interrupted restore with it).
+static PUBLISHED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+fn remember_published(temporary: &str, name: &str) {
+    let mut published = PUBLISHED.lock().unwrap_or_else(PoisonError::into_inner);
+    if published.len() >= 8 {
+        published.remove(0);
+    }
+    published.push((temporary.to_owned(), name.to_owned()));
+}
+
+/// The name a temporary of this process was published under, if it was.
+pub(crate) fn published_as(temporary: &str) -> Option<String> {
+    PUBLISHED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .rev()
+        .find(|(t, _)| t == temporary)
+        .map(|(_, name)| name.clone())
 }
 
 /// The paths of the temporaries this process holds, so that a signal handler can remove

@@ -233,6 +233,19 @@ fn signal_when_temporary_exists(
     args: &[&str],
     signal: &str,
 ) -> Option<std::process::Output> {
+    signal_when(deployment, args, signal, || {
+        !temporaries(&deployment.backups).is_empty()
+    })
+}
+
+/// Sends `signal` to a CLI once `reached` holds; returns its output, or None if it
+/// finished first.
+fn signal_when(
+    deployment: &Deployment,
+    args: &[&str],
+    signal: &str,
+    reached: impl Fn() -> bool,
+) -> Option<std::process::Output> {
     let mut child = deployment
         .cli()
         .args(args)
@@ -241,13 +254,13 @@ fn signal_when_temporary_exists(
         .spawn()
         .expect("spawn");
     let started = Instant::now();
-    while temporaries(&deployment.backups).is_empty() {
+    while !reached() {
         if child.try_wait().expect("poll").is_some() {
             return None;
         }
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "no temporary appeared"
+            "the awaited state never came"
         );
         std::thread::yield_now();
     }
@@ -257,6 +270,59 @@ fn signal_when_temporary_exists(
         .expect("kill");
     assert!(status.success());
     Some(child.wait_with_output().expect("wait"))
+}
+
+/// The safety backups in a backup directory.
+fn safety_backups(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .expect("read the backup directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("pre-restore-"))
+        .collect()
+}
+
+// Regression: an interrupted restore said "the live database was not changed" whatever
+// its phase (also after it had committed) and never named its safety backup.
+#[test]
+fn interrupted_restore_tells_truly_whether_it_committed_and_names_its_safety_backup() {
+    let deployment = Deployment::without_database();
+    create_litegraph_database_of_size(&deployment.database, DATABASE_BYTES).expect("database");
+    assert!(deployment.run(&["create", "new.db"]).status.success());
+    let restored = content_digest(&deployment.backup("new.db")).expect("digest");
+    let interrupted = (0..3).find_map(|_| {
+        Connection::open(&deployment.database)
+            .and_then(|db| db.execute("DELETE FROM nodes WHERE rowid % 7 = 0", []))
+            .expect("change the live database");
+        let before = content_digest(&deployment.database).expect("digest");
+        let safety_before = safety_backups(&deployment.backups).len();
+        // Once its safety backup is published, the restore is writing or committing.
+        signal_when(&deployment, &["restore", "new.db"], "-INT", || {
+            safety_backups(&deployment.backups).len() > safety_before
+        })
+        .map(|output| (output, before))
+    });
+    let Some((output, before)) = interrupted else {
+        panic!("three restores finished before their safety backups were seen");
+    };
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{message}");
+    let safety = safety_backups(&deployment.backups);
+    let newest_safety = safety.iter().max().expect("a safety backup");
+    assert!(
+        message.contains(newest_safety.as_str()),
+        "names it: {message}"
+    );
+    let live = content_digest(&deployment.database).expect("digest");
+    if message.contains("had committed") {
+        assert_eq!(live, restored, "{message}");
+    } else {
+        assert!(
+            message.contains("had not committed: the live database was not changed"),
+            "{message}"
+        );
+        assert_eq!(live, before, "{message}");
+    }
+    assert!(temporaries(&deployment.backups).is_empty());
 }
 
 #[test]
@@ -306,7 +372,8 @@ fn terminated_restore_says_the_database_was_not_changed() {
     let message = String::from_utf8_lossy(&terminated.stderr);
     assert_eq!(terminated.status.code(), Some(143), "{message}");
     assert!(
-        message.contains("interrupted: the live database was not changed"),
+        message.contains("had not committed: the live database was not changed")
+            && message.contains("no safety backup had been published"),
         "{message}"
     );
     assert!(

@@ -104,3 +104,46 @@ fn the_live_database_in_the_backup_directory_is_out_of_reach() {
     drop(holder);
     assert_eq!(content_digest(&database).expect("digest"), before);
 }
+
+// Regression: with `--database` spelt through a symbolic link (or a hard link), the live
+// database's files in the backup directory were listed, restored and deleted as backups.
+#[test]
+fn the_live_database_is_recognised_through_links() {
+    let root = tempfile::tempdir().expect("scratch");
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    let database = data.join("litegraph.db");
+    create_litegraph_database(&database, 50).expect("create");
+    let holder = Connection::open(&database).expect("open");
+    holder
+        .execute_batch("CREATE TABLE IF NOT EXISTS kept (x); INSERT INTO kept VALUES (1);")
+        .expect("write");
+    let elsewhere = root.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    let symlink = elsewhere.join("link.db");
+    std::os::unix::fs::symlink(&database, &symlink).expect("symlink");
+    std::fs::hard_link(&database, data.join("hard-link.db")).expect("hard link");
+
+    let backups = BackupDir::open(&data).expect("open");
+    let runtime = Runtime::from_policy(
+        policy(),
+        Capabilities::new(LiveDatabase::new(&symlink, DEFAULT_BUSY_TIMEOUT), backups),
+    );
+    runtime.create(Some("real.db")).expect("a real backup");
+    let listed: Vec<String> = runtime
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|b| b.filename)
+        .collect();
+    assert_eq!(listed, ["real.db"]);
+    for name in ["litegraph.db", "litegraph.db-wal", "hard-link.db"] {
+        assert!(
+            matches!(runtime.delete(name), Err(Error::NotPermitted(_))),
+            "{name}"
+        );
+        assert!(runtime.restore(name).is_err(), "{name}");
+        assert!(data.join(name).exists(), "{name} is still there");
+    }
+    drop(holder);
+}

@@ -39,7 +39,7 @@ fn create(config: &Config, name: Option<&str>, out: &mut impl Write) -> anyhow::
     let backups = &config.backups.path;
     let made_directories = ensure_directory(backups)?;
     let created = runtime(config).and_then(|runtime| {
-        remove_temporaries_on_interrupt("no backup was made".to_owned())?;
+        remove_temporaries_on_interrupt("no backup was made".to_owned(), backups.clone())?;
         runtime
             .create(name)
             .map_err(|e| explain(e, &Operation::Create(name), config))
@@ -196,10 +196,11 @@ fn verify(config: &Config, name: &str, full: bool, out: &mut impl Write) -> anyh
 fn restore(config: &Config, name: &str, out: &mut impl Write) -> anyhow::Result<Exit> {
     let runtime = runtime(config)?;
     let name = resolve(&runtime, name, config)?;
-    let backups = config.backups.path.display();
-    remove_temporaries_on_interrupt(format!(
-        "the live database was not changed; a safety backup, if one was taken, is in {backups} as pre-restore-*.db"
-    ))?;
+    // Replaced by the restore's own report once it has begun (whether it had committed).
+    remove_temporaries_on_interrupt(
+        "the restore had not begun: nothing was changed".to_owned(),
+        config.backups.path.clone(),
+    )?;
     let restoration = runtime
         .restore(&name)
         .map_err(|e| explain(e, &Operation::Restore(&name), config))?;

@@ -10,7 +10,10 @@ use tokio::signal::unix::{SignalKind, signal};
 /// Watches for SIGINT and SIGTERM for the rest of the process's life; on either, removes
 /// this process's temporaries, prints `interrupted: <what>` and exits. Returns once the
 /// handlers are in place (before that, a signal ends the process as usual).
-pub fn remove_temporaries_on_interrupt(what: String) -> anyhow::Result<()> {
+pub fn remove_temporaries_on_interrupt(
+    what: String,
+    backups: std::path::PathBuf,
+) -> anyhow::Result<()> {
     let (ready, installed) = mpsc::channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -35,6 +38,8 @@ pub fn remove_temporaries_on_interrupt(what: String) -> anyhow::Result<()> {
                     _ = interrupt.recv() => libc::SIGINT,
                     _ = terminate.recv() => libc::SIGTERM,
                 };
+                // A restore under way says itself whether it had committed.
+                let what = crate::snapshot::interrupted_restore_report(&backups).unwrap_or(what);
                 let removed = crate::store::remove_live_temporaries();
                 let files = if removed == 1 { "file" } else { "files" };
                 eprintln!("interrupted: {what} (removed {removed} temporary {files})");

@@ -2,7 +2,7 @@
 //! online backup API into a host-named temporary inside the backup directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::backup::{Backup, StepResult};
@@ -61,9 +61,9 @@ impl LiveDatabase {
         match std::fs::metadata(&self.path) {
             Ok(metadata) if metadata.is_file() => Ok(()),
             Ok(_) => Err(format!("the live database {shown} is not a regular file")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
-                "the live database {shown} does not exist (deleted or moved?)"
-            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(format!("the live database {shown} does not exist"))
+            }
             Err(e) => Err(format!("cannot stat the live database {shown}: {e}")),
         }
     }
@@ -216,6 +216,8 @@ pub struct SnapshotCtx {
     temporaries: Vec<Temporary>,
     /// Held from this operation's first snapshot or restore until it ends.
     exclusive: Option<OperationLock>,
+    /// Whether this operation's restore is the one [`interrupted_restore_report`] tells of.
+    reports_restore: bool,
 }
 
 /// The live database inside a restore's write transaction, and what it is ready for.
@@ -238,6 +240,7 @@ impl SnapshotCtx {
             pending: None,
             temporaries: Vec::new(),
             exclusive: None,
+            reports_restore: false,
         }
     }
 
@@ -330,6 +333,17 @@ fn flush_and_digest(backups: &BackupDir, temporary: &Temporary) -> Result<FileDi
     })
 }
 
+impl Drop for SnapshotCtx {
+    fn drop(&mut self) {
+        // The operation is over (its restore committed or rolled back with `pending`).
+        if self.reports_restore {
+            *RESTORE_PROGRESS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+}
+
 struct HasSnapshot;
 
 impl HasData for HasSnapshot {
@@ -378,13 +392,24 @@ impl snapshot::Host for SnapshotCtx {
         }
         let pending = self.begin_restore(&name)?;
         let backups = Arc::clone(&self.backups);
+        self.reports_restore = true;
         let temporary = self.temporary()?;
+        *RESTORE_PROGRESS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(RestoreProgress {
+            backup: name,
+            safety_temporary: temporary.name().to_owned(),
+            committed: false,
+        });
         let file = backups.open_for_writing(temporary.name())?;
         pages::copy_live(&pending.live, pending.header.layout.page_size, &file)?;
         let digests = flush_and_digest(&backups, temporary)?;
-        let name = temporary.name().to_owned();
+        let temporary = temporary.name().to_owned();
         self.pending = Some(pending);
-        Ok(SnapshotFile { name, digests })
+        Ok(SnapshotFile {
+            name: temporary,
+            digests,
+        })
     }
 
     fn check(&mut self, name: String, full: bool) -> Result<(), Error> {
@@ -418,26 +443,74 @@ impl snapshot::Host for SnapshotCtx {
                  nothing was restored"
             )));
         }
-        pending
-            .live
-            .execute_batch("COMMIT")
-            .map_err(|e| match sqlite_error(e) {
-                Error::Busy => Error::Busy,
-                Error::Io(why) => Error::Io(format!("cannot commit the restore: {why}")),
-                other => other,
-            })?;
-        let live = pending.live;
-        run_check(&live, false).map_err(|e| match e {
-            Error::Corrupt(finding) => Error::Corrupt(format!(
-                "the restored database failed quick_check after the commit: {finding}"
-            )),
-            other => other,
-        })?;
+        {
+            // Held across the commit, so that a signal handler reporting on this restore
+            // waits for the commit to land or not and then tells which.
+            let mut progress = RESTORE_PROGRESS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            pending
+                .live
+                .execute_batch("COMMIT")
+                .map_err(|e| match sqlite_error(e) {
+                    Error::Io(why) => Error::Io(format!("cannot commit the restore: {why}")),
+                    other => other,
+                })?;
+            if let Some(progress) = progress.as_mut() {
+                progress.committed = true;
+            }
+        }
+        // The committed pages are exactly the verified bytes (their SHA-256 was checked
+        // above), on which verification ran SQLite's check: no second check is needed, and
+        // one on this connection would see the schema it cached before the commit.
+        //
         // In WAL mode the restored pages are in the WAL: copy them into the database file
         // itself, so that the file alone holds the restored content. PASSIVE never waits;
         // pages an older reader still needs are copied by the next checkpoint. A no-op for
-        // a rollback-journal database.
-        live.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            .map_err(sqlite_error)
+        // a rollback-journal database. The restore has committed: a failure here is only
+        // the checkpoint's, and the next one does its work.
+        if let Err(e) = pending
+            .live
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::warn!("checkpoint after a restore: {e}");
+        }
+        Ok(())
     }
+}
+
+/// Where this process's restore stands, for a signal handler about to end the process.
+struct RestoreProgress {
+    backup: String,
+    safety_temporary: String,
+    committed: bool,
+}
+
+static RESTORE_PROGRESS: Mutex<Option<RestoreProgress>> = Mutex::new(None);
+
+/// What an interrupted restore of this process leaves behind, in one sentence for the
+/// person who interrupted it; `None` when no restore is under way. Waits for a commit in
+/// progress to land or fail first, so the sentence is true when the process then exits.
+pub fn interrupted_restore_report(backups: &Path) -> Option<String> {
+    let progress = RESTORE_PROGRESS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let progress = progress.as_ref()?;
+    let safety = crate::store::published_as(&progress.safety_temporary)
+        .map(|name| format!("the safety backup {}", backups.join(name).display()));
+    Some(if progress.committed {
+        format!(
+            "the restore of {} had committed: the live database holds its content; its previous content is in {}",
+            progress.backup,
+            safety.unwrap_or_else(|| "the safety backup".into())
+        )
+    } else {
+        format!(
+            "the restore of {} had not committed: the live database was not changed{}",
+            progress.backup,
+            safety
+                .map(|s| format!("; {s} was kept"))
+                .unwrap_or_else(|| "; no safety backup had been published".into())
+        )
+    })
 }

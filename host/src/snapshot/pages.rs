@@ -251,6 +251,12 @@ fn mark_self_contained(page_one: &mut [u8]) {
 /// connection's open write transaction, and returns the SHA-256 of the bytes read (page
 /// 1 as it was in the file, before its header was adjusted). Pages past the backup's end
 /// are truncated at commit.
+///
+/// The connection's cached schema stays the live one until the commit: page 1 keeps the
+/// live schema cookie while pages are written, so no statement of this transaction
+/// re-reads the schema from half-written pages (it would, and find them "malformed");
+/// only the last statement bumps the cookie, so that every connection, this one included,
+/// re-reads the schema after the commit.
 pub(super) fn write_backup(
     live: &Connection,
     live_header: &LiveHeader,
@@ -263,6 +269,12 @@ pub(super) fn write_backup(
     let mut sha256 = Sha256::new();
     let mut page = vec![0u8; page_size];
     let mut pgno: u32 = 0;
+    let pages = source
+        .metadata()
+        .map(|m| m.len() / page_size as u64)
+        .map_err(|e| Error::Io(format!("cannot stat the backup: {e}")))?;
+    let pages = u32::try_from(pages)
+        .map_err(|_| Error::Corrupt("the backup has more pages than SQLite allows".into()))?;
     let lock_byte = lock_byte_page(live_header.layout.page_size);
     loop {
         let read = read_page(source, &mut page)
@@ -281,7 +293,7 @@ pub(super) fn write_backup(
             continue;
         }
         if pgno == 1 {
-            adopt_live_header(&mut page, live_header);
+            adopt_live_header(&mut page, live_header, pages);
         }
         insert
             .execute(rusqlite::params![pgno, &page])
@@ -291,26 +303,34 @@ pub(super) fn write_backup(
         return Err(Error::Corrupt("the backup is empty".into()));
     }
     if pgno < live_header.page_count {
-        // The live database is longer: its pages from here on go at commit.
+        // The live database is longer: its pages from here on go at commit. This must be
+        // the transaction's last write through the table.
         insert
             .execute(rusqlite::params![pgno + 1, rusqlite::types::Null])
             .map_err(sqlite_error)?;
     }
+    live.execute_batch(&format!(
+        "PRAGMA schema_version = {}",
+        live_header.schema_cookie.wrapping_add(1)
+    ))
+    .map_err(sqlite_error)?;
     Ok(hex_upper(&sha256.finalize()))
 }
 
 /// Page 1 of the backup, made to fit the live database it goes into: the live journal mode
-/// (bytes 18 and 19: a WAL database stays WAL); a change counter and schema cookie past the
-/// live ones, so that every open connection notices the change and re-reads the schema (as
-/// the backup API does); and the page count trusted.
-fn adopt_live_header(page_one: &mut [u8], live: &LiveHeader) {
+/// (bytes 18 and 19: a WAL database stays WAL), the live schema cookie (bumped at the end
+/// of the transaction, see [`write_backup`]), a change counter past the live one so that
+/// every open connection notices the change (as the backup API does), and a page count the
+/// header's readers trust.
+fn adopt_live_header(page_one: &mut [u8], live: &LiveHeader, pages: u32) {
     let mode = if live.wal { 2 } else { 1 };
     page_one[18] = mode;
     page_one[19] = mode;
     let counter = live.change_counter.wrapping_add(1);
     put_be32(page_one, 24, counter);
+    put_be32(page_one, 28, pages);
     put_be32(page_one, 92, counter);
-    put_be32(page_one, 40, live.schema_cookie.wrapping_add(1));
+    put_be32(page_one, 40, live.schema_cookie);
 }
 
 /// Fills `page` from `source`; returns how many bytes it read (less than a page only at
