@@ -118,6 +118,7 @@ pub fn schedule_text(schedule: &Schedule) -> String {
 pub struct Daemon {
     control: Arc<Control>,
     thread: JoinHandle<()>,
+    status: SharedStatus,
 }
 
 /// Asks the schedule to stop: no run starts after it; a run in progress finishes.
@@ -174,17 +175,25 @@ impl Daemon {
             stopping: Mutex::new(false),
             wake: Condvar::new(),
         });
+        tracing::info!(
+            "scheduled backups {schedule}; retention: {}",
+            describe(&retention)
+        );
         let scheduler = Scheduler {
             runtime,
             schedule,
             retention,
-            status,
+            status: status.clone(),
             control: Arc::clone(&control),
         };
         let thread = std::thread::Builder::new()
             .name("schedule".into())
             .spawn(move || scheduler.run())?;
-        Ok(Daemon { control, thread })
+        Ok(Daemon {
+            control,
+            thread,
+            status,
+        })
     }
 
     /// What stops the schedule, for a signal handler.
@@ -195,6 +204,12 @@ impl Daemon {
     /// Stops the schedule and waits for a run in progress to finish.
     pub fn finish(self) {
         self.stopper().stop();
+        if let Some(started) = self.status.get().running_since {
+            tracing::info!(
+                "waiting for the scheduled run started at {} to finish",
+                utc(started)
+            );
+        }
         if self.thread.join().is_err() {
             tracing::error!("the schedule's thread panicked");
         }
@@ -228,12 +243,13 @@ impl Scheduler {
                 status.running_since = Some(started);
             }
             let run = self.make_run(started, catch_up, next);
-            report(&run);
             {
                 let mut status = self.status.lock();
                 status.running_since = None;
-                status.last_run = Some(run);
+                status.last_run = Some(run.clone());
             }
+            // After the record: whoever reads this line finds the run in the API too.
+            report(&run);
             catch_up = false;
             due = self.after_run(next);
         }
@@ -414,6 +430,45 @@ fn report(run: &Run) {
     }
 }
 
+/// Retention rules as the flags give them: `keep-last 3, keep-daily 7`.
+pub fn describe(retention: &Retention) -> String {
+    let Retention {
+        keep_last,
+        keep_hourly,
+        keep_daily,
+        keep_weekly,
+        keep_monthly,
+        keep_yearly,
+        keep_within,
+        include_named,
+    } = retention;
+    let counts = [
+        ("keep-last", keep_last),
+        ("keep-hourly", keep_hourly),
+        ("keep-daily", keep_daily),
+        ("keep-weekly", keep_weekly),
+        ("keep-monthly", keep_monthly),
+        ("keep-yearly", keep_yearly),
+    ];
+    let mut rules: Vec<String> = counts
+        .into_iter()
+        .filter_map(|(flag, n)| n.map(|n| format!("{flag} {n}")))
+        .collect();
+    if let Some(within) = keep_within {
+        rules.push(format!(
+            "keep-within {}",
+            humantime::format_duration(*within)
+        ));
+    }
+    if rules.is_empty() {
+        return "none (every backup is kept)".to_owned();
+    }
+    if *include_named {
+        rules.push("include-named".to_owned());
+    }
+    rules.join(", ")
+}
+
 /// A time as the log shows it: RFC 3339 in UTC, to the second.
 fn utc(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
@@ -432,6 +487,25 @@ mod tests {
         }
         let every: Schedule = "6h".parse().expect("a schedule");
         assert_eq!(schedule_text(&every), "6h");
+    }
+
+    #[test]
+    fn retention_shows_as_its_flags() {
+        assert_eq!(
+            describe(&Retention::default()),
+            "none (every backup is kept)"
+        );
+        let rules = Retention {
+            keep_last: Some(3),
+            keep_weekly: Some(4),
+            keep_within: Some(Duration::from_secs(86_400)),
+            include_named: true,
+            ..Retention::default()
+        };
+        assert_eq!(
+            describe(&rules),
+            "keep-last 3, keep-weekly 4, keep-within 1day, include-named"
+        );
     }
 
     #[test]

@@ -16,5 +16,6 @@ mod operator;
 mod ordering;
 mod policy;
 mod restore;
+mod schedule;
 mod serve;
 mod support;

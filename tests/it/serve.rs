@@ -23,6 +23,9 @@ pub struct Served {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// The thread collecting the log: joined once the process ended, so that the log read
+    /// then is whole.
+    reader: Option<thread::JoinHandle<()>>,
 }
 
 impl Served {
@@ -45,7 +48,7 @@ impl Served {
         let log = Arc::new(Mutex::new(String::new()));
         let (found, address) = mpsc::channel();
         let collected = Arc::clone(&log);
-        thread::spawn(move || {
+        let reader = thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.split("listening on http://").nth(1) {
@@ -68,7 +71,49 @@ impl Served {
             child,
             addr: addr.parse().expect("an address"),
             log,
+            reader: Some(reader),
         }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Waits until the log satisfies `done`, for at most `limit`; returns the log then.
+    pub fn wait_for_log(
+        &self,
+        what: &str,
+        limit: std::time::Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let began = std::time::Instant::now();
+        loop {
+            let log = self.log();
+            if done(&log) {
+                return log;
+            }
+            assert!(
+                began.elapsed() < limit,
+                "{what}: not within {limit:?}:\n{log}"
+            );
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server with SIGKILL (nothing of it runs after) and waits.
+    pub fn kill(mut self) -> String {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
+        self.whole_log()
+    }
+
+    /// The log once the process has ended: everything it wrote.
+    fn whole_log(&mut self) -> String {
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the log reader");
+        }
+        self.log()
     }
 
     fn url(&self, path: &str) -> String {
@@ -83,8 +128,7 @@ impl Served {
             .expect("kill");
         assert!(status.success());
         let code = self.child.wait().expect("wait").code();
-        let log = self.log.lock().expect("log").clone();
-        (code, log)
+        (code, self.whole_log())
     }
 
     /// The server's peak resident memory so far, from /proc.

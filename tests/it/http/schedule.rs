@@ -51,7 +51,7 @@ async fn listed(app: &axum::Router) -> Vec<String> {
     names
 }
 
-/// The names a prune's answer says go, and those it keeps.
+/// The names a prune's answer says go, and those it keeps, oldest first as decided.
 fn decided(decisions: &Value) -> (Vec<String>, Vec<String>) {
     let (mut remove, mut keep) = (Vec::new(), Vec::new());
     for decision in decisions.as_array().expect("an array of decisions") {
@@ -68,8 +68,6 @@ fn decided(decisions: &Value) -> (Vec<String>, Vec<String>) {
             false => remove.push(name),
         }
     }
-    remove.sort();
-    keep.sort();
     (remove, keep)
 }
 
