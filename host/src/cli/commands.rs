@@ -267,8 +267,10 @@ pub fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<()> {
         tracing::info!("removed {swept} temporary files left by an interrupted run");
     }
     let runtime = Runtime::from_policy(&policy, Capabilities::new(database, backups));
-    let timeout = serve.request_timeout;
-    let state = crate::http::ApiState::new(runtime, &serve.admin_token)?.with_body_timeout(timeout);
+    let status = crate::daemon::SharedStatus::new(serve.schedule.as_ref(), serve.retention.clone());
+    let state = crate::http::ApiState::new(runtime.clone(), &serve.admin_token)?
+        .with_body_timeout(serve.request_timeout)
+        .with_schedule(status.clone());
     let app = crate::http::router(state);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -280,7 +282,36 @@ pub fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<()> {
                 config.database.path.display(),
                 config.backups.path.display()
             );
-            crate::http::serve(listener, app, serve.serve_options(), shutdown_signal()).await?;
+            // Polled once, so that the signal handlers are in place before the schedule's
+            // first run starts: a SIGTERM during that run must let it finish.
+            let mut shutdown = Box::pin(shutdown_signal());
+            tokio::select! {
+                biased;
+                () = &mut shutdown => return Ok(()),
+                () = std::future::ready(()) => {}
+            }
+            let daemon = match &serve.schedule {
+                Some(schedule) => Some(crate::daemon::Daemon::start(
+                    runtime,
+                    schedule.clone(),
+                    serve.retention.clone(),
+                    status,
+                )?),
+                None => None,
+            };
+            let stop = daemon.as_ref().map(crate::daemon::Daemon::stopper);
+            let shutdown = async move {
+                shutdown.await;
+                // No run starts after the signal; one in progress finishes below.
+                if let Some(stop) = stop {
+                    stop.stop();
+                }
+            };
+            let served = crate::http::serve(listener, app, serve.serve_options(), shutdown).await;
+            if let Some(daemon) = daemon {
+                tokio::task::spawn_blocking(move || daemon.finish()).await?;
+            }
+            served?;
             tracing::info!("stopped");
             Ok(())
         })
