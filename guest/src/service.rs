@@ -194,11 +194,25 @@ impl<H: Host> Service<H> {
     }
 
     /// Checks a backup against what was recorded when it was made, and SQLite's own check.
-    /// What fails is reported in the verdict, not as an error.
+    /// What fails is reported in the verdict, not as an error. The outcome and its time are
+    /// recorded, so that retention can tell which backups passed.
     pub fn verify(&self, name: &str, full: bool) -> Result<Verification, Error> {
+        let (verification, mut metadata) = self.examine(name, full)?;
+        metadata.last_verification = Some(LastVerification {
+            at: self.host.now(),
+            passed: verification.problems.is_empty(),
+        });
+        // Best effort: the verdict stands either way; an outcome not recorded only means
+        // that retention does not know this backup passed.
+        let _ = self.host.write(&sidecar_name(name), &metadata.encode());
+        Ok(verification)
+    }
+
+    /// `verify`'s checks, recording nothing but digests that were missing; with the record.
+    fn examine(&self, name: &str, full: bool) -> Result<(Verification, Metadata), Error> {
         check(name)?;
         let Record {
-            mut metadata,
+            metadata,
             stat,
             fresh,
         } = self.record(name)?;
@@ -245,24 +259,20 @@ impl<H: Host> Service<H> {
             Err(Error::Corrupt(finding)) => problems.push(format!("{sqlite_check}: {finding}")),
             Err(error) => return Err(error),
         }
-        metadata.last_verification = Some(LastVerification {
-            at: self.host.now(),
-            passed: problems.is_empty(),
-        });
-        // Best effort: the verdict stands either way; an outcome not recorded only means
-        // that retention does not know this backup passed.
-        let _ = self.host.write(&sidecar_name(name), &metadata.encode());
-        Ok(Verification {
-            backup: backup_file(metadata, &stat),
+        let verification = Verification {
+            backup: backup_file(metadata.clone(), &stat),
             actual,
             full,
             recorded_now,
             problems,
-        })
+        };
+        Ok((verification, metadata))
     }
 
     /// Replaces the live database's content with a backup's:
-    /// 1. the backup is verified; nothing is touched unless it passes;
+    /// 1. the backup is verified (its outcome is not recorded: a restore changes nothing in
+    ///    the backup directory before it has the right to); nothing is touched unless it
+    ///    passes;
     /// 2. the host copies the live content inside the write transaction that will replace
     ///    it (`take-for-restore`), so no commit lands between the copy and the replacement;
     ///    the copy is published as the safety backup;
@@ -271,7 +281,7 @@ impl<H: Host> Service<H> {
     ///    was. Putting the safety backup back after a failure would undo nothing and could
     ///    lose commits made since, so a failure only says where the safety backup is.
     pub fn restore(&self, name: &str) -> Result<Restoration, Error> {
-        let verification = self.verify(name, false)?;
+        let (verification, _) = self.examine(name, false)?;
         if !verification.problems.is_empty() {
             return Err(Error::Corrupt(format!(
                 "{name} failed verification, the database was not touched: {}",

@@ -137,7 +137,9 @@ pub struct Retention {
 }
 
 impl Retention {
-    /// Whether no keep rule is set at all (`include_named` is no rule).
+    /// Whether no keep rule is set at all (`include_named` is no rule). As in restic, a rule
+    /// of 0 keeps nothing and counts as none: the policy refuses such rules as it refuses
+    /// none, since they would remove every backup it does not protect.
     pub fn is_empty(&self) -> bool {
         let Retention {
             keep_last,
@@ -158,8 +160,8 @@ impl Retention {
             keep_yearly,
         ]
         .iter()
-        .all(|rule| rule.is_none())
-            && keep_within.is_none()
+        .all(|rule| rule.unwrap_or(0) == 0)
+            && keep_within.is_none_or(|within| within.as_secs() == 0)
     }
 }
 
@@ -269,6 +271,51 @@ mod tests {
         assert_eq!(
             json,
             r#"{"Filename":"my-backup.db","Length":352256,"MD5Hash":"EF2A390E654BCFE3052DAF7364037DBE","SHA1Hash":"74625881C00FEF2E654AB9B800A0C8E23CC7CBB0","SHA256Hash":"584F2D85362F7E7B9755DF7A363120E6FF8F93A162E918E7085C795021D14DCF","CreatedUtc":"2025-05-27T03:31:10.904886Z","LastUpdateUtc":"2025-05-27T03:31:10.909897Z","LastAccessUtc":"2025-05-27T03:31:13.634489Z"}"#
+        );
+    }
+
+    #[test]
+    fn retention_without_a_rule_that_keeps_anything_is_empty() {
+        assert!(Retention::default().is_empty());
+        let zeros = Retention {
+            keep_daily: Some(0),
+            keep_within: Some(Duration::from_millis(500)),
+            include_named: true,
+            ..Retention::default()
+        };
+        assert!(zeros.is_empty());
+        let weekly = Retention {
+            keep_weekly: Some(4),
+            ..Retention::default()
+        };
+        assert!(!weekly.is_empty());
+        let within = Retention {
+            keep_within: Some(Duration::from_secs(1)),
+            ..Retention::default()
+        };
+        assert!(!within.is_empty());
+    }
+
+    #[test]
+    fn prune_decisions_serialize_with_pascal_case_and_no_empty_failure() {
+        let decision = PruneDecision {
+            backup: sample(),
+            keep: false,
+            reasons: vec!["no rule keeps it".into()],
+            removal_failed: None,
+        };
+        let json = serde_json::to_value(&decision).expect("serializable");
+        assert_eq!(json["Keep"], false);
+        assert_eq!(json["Reasons"][0], "no rule keeps it");
+        assert_eq!(json["Backup"]["Filename"], "my-backup.db");
+        assert!(json.get("RemovalFailed").is_none());
+        let failed = PruneDecision {
+            removal_failed: Some("permission denied".into()),
+            ..decision
+        };
+        assert_eq!(
+            serde_json::to_value(&failed).expect("serializable")["RemovalFailed"],
+            "permission denied"
         );
     }
 

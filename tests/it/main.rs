@@ -16,6 +16,7 @@ mod operator;
 mod ordering;
 mod policy;
 mod restore;
+mod retention;
 mod schedule;
 mod serve;
 mod support;

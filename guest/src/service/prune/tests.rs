@@ -302,3 +302,16 @@ fn a_prune_without_any_rule_is_refused_before_looking() {
     assert!(host.take_calls().is_empty());
     assert_eq!(backups(&host).len(), 1);
 }
+
+// A restore's own verification wrote the backup's record before the restore had the
+// operation lock, so a restore that waited for another changed the directory meanwhile.
+#[test]
+fn a_restore_s_verification_is_not_recorded() {
+    let host = FakeHost::with_database(DATABASE);
+    let service = Service::new(&host);
+    let name = backup_at(&service, &host, utc(2025, 5, 1, 1), None);
+    let sidecar = sidecar_name(&name);
+    let before = host.files.borrow()[&sidecar].bytes.clone();
+    service.restore(&name).unwrap();
+    assert_eq!(host.files.borrow()[&sidecar].bytes, before);
+}
