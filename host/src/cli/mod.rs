@@ -270,7 +270,7 @@ fn run(command: &Command, matches: &ArgMatches, config: &Config) -> anyhow::Resu
             prune::prune(config, &rules, args.dry_run, &mut out())
         }
         Command::Config(_) => {
-            let serve = ServeConfig::new(own("config"), config)?;
+            let serve = ServeConfig::preview(own("config"), config)?;
             show_config::show(config, &serve, &mut out())
         }
         command => commands::run(command, config, &mut out()),

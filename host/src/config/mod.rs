@@ -373,8 +373,17 @@ fn retention(layers: &Layers, report: &mut Report) -> Retention {
 }
 
 impl ServeConfig {
-    /// Merges `serve`'s options; `matches` are the `serve` subcommand's.
+    /// Merges `serve`'s options; `matches` are the `serve` subcommand's. Retention flags
+    /// without a schedule are refused.
     pub fn new(matches: &ArgMatches, config: &Config) -> Result<ServeConfig, ConfigError> {
+        let serve = ServeConfig::preview(matches, config)?;
+        refuse_flags_without_schedule(&serve.report, serve.schedule.as_ref())?;
+        Ok(serve)
+    }
+
+    /// The settings `serve` would run with, as `config` shows them: nothing refused but
+    /// values that cannot be read.
+    pub fn preview(matches: &ArgMatches, config: &Config) -> Result<ServeConfig, ConfigError> {
         let layers = Layers {
             matches,
             files: &config.files,
@@ -430,9 +439,7 @@ impl ServeConfig {
             || None,
             show_optional,
         );
-        let start = report.0.len();
         let retention = retention(&layers, &mut report);
-        refuse_flags_without_schedule(&report.0[start..], schedule.as_ref())?;
         Ok(ServeConfig {
             listen,
             admin_token,
@@ -470,10 +477,11 @@ fn refuse_flags_without_schedule(
     if schedule.is_some() {
         return Ok(());
     }
-    match rules
-        .iter()
-        .find(|entry| entry.source == Source::Flag && entry.key != "retention.include_named")
-    {
+    match rules.iter().find(|entry| {
+        entry.source == Source::Flag
+            && entry.key.starts_with("retention.")
+            && entry.key != "retention.include_named"
+    }) {
         Some(rule) => Err(ConfigError(format!(
             "--{} without --schedule: serve applies retention rules after each scheduled \
              backup; give --schedule, or prune by hand with `litegraph-backup prune`",
