@@ -628,6 +628,11 @@ impl StoreCtx {
     /// where the operator put it.
     fn call(&mut self) -> Result<(), Error> {
         self.budget.call()?;
+        self.check_in_place()
+    }
+
+    /// Once per operation, makes sure that the directory is still where the operator put it.
+    fn check_in_place(&mut self) -> Result<(), Error> {
         if !self.in_place {
             self.backups.in_place()?;
             self.in_place = true;
@@ -659,9 +664,10 @@ pub(crate) fn add_to_linker<T: 'static>(
     store::add_to_linker::<T, HasStore>(linker, get)
 }
 
-/// Host calls a listing may need per entry it returns (a stat, a metadata read, an orphan's
-/// removal and some slack): the budget bounds a runaway guest, not a big directory.
-const CALLS_PER_LISTED_ENTRY: u64 = 4;
+/// Host calls a listing may need per entry it returns (a stat and a metadata read; for a
+/// backup seen for the first time its digests and a record written; an orphan's removal),
+/// with room to spare: the budget bounds a runaway guest, not a big directory.
+const CALLS_PER_LISTED_ENTRY: u64 = 8;
 
 impl store::Host for StoreCtx {
     fn now(&mut self) -> Datetime {
@@ -698,8 +704,9 @@ impl store::Host for StoreCtx {
     }
 
     fn digests(&mut self, name: String) -> Result<FileDigests, Error> {
-        self.call()?;
+        // One call, counted by the heavy budget.
         self.budget.heavy(Heavy::Digests, &name)?;
+        self.check_in_place()?;
         let file = self.backups.open_regular(self.backups.confine(&name)?)?;
         let d = digests(file).map_err(|e| self.failed("read", &name, e))?;
         Ok(FileDigests {
@@ -732,8 +739,9 @@ impl store::Host for StoreCtx {
     }
 
     fn write(&mut self, name: String, contents: Vec<u8>) -> Result<(), Error> {
-        self.call()?;
+        // One call, counted by the write budget.
         self.budget.write(contents.len())?;
+        self.check_in_place()?;
         self.backups.confine(&name)?;
         if !(name.starts_with('.') && name.ends_with(".meta")) {
             return Err(Error::NotPermitted(format!(
