@@ -290,6 +290,7 @@ impl Runtime {
                 wasmtime::bail!("{why}");
             }
             let used = ctx.data().clock.guest_time();
+            let allowed = allowed + ctx.data().budget.extra_guest_time();
             if used > allowed {
                 wasmtime::bail!(
                     "the guest computed for {} ms, over its limit of {} ms",

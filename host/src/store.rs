@@ -664,11 +664,6 @@ pub(crate) fn add_to_linker<T: 'static>(
     store::add_to_linker::<T, HasStore>(linker, get)
 }
 
-/// Host calls a listing may need per entry it returns (a stat and a metadata read; for a
-/// backup seen for the first time its digests and a record written; an orphan's removal),
-/// with room to spare: the budget bounds a runaway guest, not a big directory.
-const CALLS_PER_LISTED_ENTRY: u64 = 8;
-
 impl store::Host for StoreCtx {
     fn now(&mut self) -> Datetime {
         // Refused or not, the time is harmless; the call still counts.
@@ -692,8 +687,7 @@ impl store::Host for StoreCtx {
                 names.push(name);
             }
         }
-        self.budget
-            .allow(CALLS_PER_LISTED_ENTRY.saturating_mul(names.len() as u64));
+        self.budget.listed(names.len());
         Ok(names)
     }
 
