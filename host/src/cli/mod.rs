@@ -137,6 +137,10 @@ pub enum Command {
     /// an empty database in WAL mode (as LiteGraph does on first start) only when it is the
     /// default one or --create-database is given. Every backup route needs
     /// `Authorization: Bearer <admin token>`; `GET /health` does not.
+    ///
+    /// With --schedule, it also makes a backup on that schedule (create, verify, then the
+    /// --keep-* rules), one run at a time; after downtime, one catch-up run at start when
+    /// a run fell due since the newest scheduled backup.
     Serve(ServeArgs),
     /// Remove the backups that no retention rule keeps (restic's `forget` rules).
     #[command(long_about = PRUNE_ABOUT, after_help = PRUNE_EXAMPLES)]
@@ -160,6 +164,7 @@ A backup is kept when any rule keeps it (a union), and removed only when none do
   --keep-yearly N    ... years (hours, days and so on without a backup do not count)
   --keep-within D    every backup made within D (e.g. 2d) before the newest one
 Times are UTC, and a backup's time is the one recorded when it was made, never the file's.
+A rule that finds fewer than N buckets also keeps the oldest backup (as restic since 0.16).
 
 Never removed, whatever the rules: the newest backup, the newest one that passed
 verification, and backups whose names a person chose (only litegraph-backup-* and
@@ -270,7 +275,7 @@ fn run(command: &Command, matches: &ArgMatches, config: &Config) -> anyhow::Resu
             prune::prune(config, &rules, args.dry_run, &mut out())
         }
         Command::Config(_) => {
-            let serve = ServeConfig::preview(own("config"), config)?;
+            let serve = ServeConfig::new(own("config"), config)?;
             show_config::show(config, &serve, &mut out())
         }
         command => commands::run(command, config, &mut out()),

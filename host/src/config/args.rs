@@ -137,7 +137,7 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_ms: Option<u64>,
 
-    /// The most client connections served at once [default: 256]; more wait, or replace
+    /// The most client connections served at once [default: 1024]; more wait, or replace
     /// the connection idle the longest (lowered to fit the process's descriptor limit).
     #[arg(long, env = "LITEGRAPH_MAX_CONNECTIONS", value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
@@ -152,7 +152,8 @@ pub struct ServeArgs {
 
     /// Make a backup on a schedule: an interval (6h, 1d, 90s) or a 5-field cron expression
     /// in UTC ("0 3 * * *": minute hour day month weekday). Each run creates a backup
-    /// under a default name, verifies it, then applies the --keep-* rules if any.
+    /// under a default name, verifies it, then applies the --keep-* rules if any. Without
+    /// a schedule, the rules are applied only when the API's prune is asked with none.
     #[arg(long, env = "LITEGRAPH_SCHEDULE", value_name = "WHEN",
           value_parser = parse_schedule)]
     pub schedule: Option<Schedule>,

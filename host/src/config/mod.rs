@@ -117,7 +117,8 @@ pub struct ServeConfig {
     pub create_database: bool,
     /// When to make a backup on its own; `None`: only when asked.
     pub schedule: Option<Schedule>,
-    /// The rules applied after each scheduled backup (no rule: nothing is removed).
+    /// The rules applied after each scheduled backup, and by the API's prune when its
+    /// request names none (no rule: nothing is removed).
     pub retention: Retention,
     /// Every value above, with where it came from (the token redacted).
     pub report: Vec<Entry>,
@@ -373,17 +374,10 @@ fn retention(layers: &Layers, report: &mut Report) -> Retention {
 }
 
 impl ServeConfig {
-    /// Merges `serve`'s options; `matches` are the `serve` subcommand's. Retention flags
-    /// without a schedule are refused.
+    /// Merges `serve`'s options; `matches` are the `serve` subcommand's (or `config`'s).
+    /// Retention rules without a schedule are kept: the API's prune applies them on
+    /// request.
     pub fn new(matches: &ArgMatches, config: &Config) -> Result<ServeConfig, ConfigError> {
-        let serve = ServeConfig::preview(matches, config)?;
-        refuse_flags_without_schedule(&serve.report, serve.schedule.as_ref())?;
-        Ok(serve)
-    }
-
-    /// The settings `serve` would run with, as `config` shows them: nothing refused but
-    /// values that cannot be read.
-    pub fn preview(matches: &ArgMatches, config: &Config) -> Result<ServeConfig, ConfigError> {
         let layers = Layers {
             matches,
             files: &config.files,
@@ -463,31 +457,6 @@ impl ServeConfig {
             header_timeout: self.request_timeout,
             max_connections: self.max_connections,
         }
-    }
-}
-
-/// `serve` applies retention rules after each scheduled backup, and at no other time: a
-/// rule given to `serve` on its command line without a schedule would do nothing, which is
-/// refused. Rules from the environment or the file are shared with `prune` and stay
-/// allowed.
-fn refuse_flags_without_schedule(
-    rules: &[Entry],
-    schedule: Option<&Schedule>,
-) -> Result<(), ConfigError> {
-    if schedule.is_some() {
-        return Ok(());
-    }
-    match rules.iter().find(|entry| {
-        entry.source == Source::Flag
-            && entry.key.starts_with("retention.")
-            && entry.key != "retention.include_named"
-    }) {
-        Some(rule) => Err(ConfigError(format!(
-            "--{} without --schedule: serve applies retention rules after each scheduled \
-             backup; give --schedule, or prune by hand with `litegraph-backup prune`",
-            rule.key.trim_start_matches("retention.").replace('_', "-")
-        ))),
-        None => Ok(()),
     }
 }
 

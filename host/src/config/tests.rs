@@ -188,14 +188,10 @@ fn litegraph_on_postgresql_is_refused_unless_a_database_is_given() {
 }
 
 #[test]
-fn retention_flags_on_serve_need_a_schedule() {
-    let error = serve(&["serve", "--keep-daily", "7"])
-        .expect_err("no schedule")
-        .to_string();
-    assert!(error.contains("--keep-daily without --schedule"), "{error}");
-    let (_, serve) =
-        serve(&["serve", "--schedule", "0 3 * * *", "--keep-daily", "7"]).expect("with a schedule");
+fn retention_on_serve_without_a_schedule_is_kept_for_the_api() {
+    let (_, serve) = serve(&["serve", "--keep-daily", "7"]).expect("no schedule needed");
     assert_eq!(serve.retention.keep_daily, Some(7));
+    assert!(serve.schedule.is_none());
 }
 
 #[test]
@@ -219,4 +215,42 @@ fn a_bad_schedule_is_refused_as_the_flag_is_read() {
         .expect_err("six fields")
         .to_string();
     assert!(error.contains("5-field cron expression"), "{error}");
+}
+
+#[test]
+fn the_help_names_the_defaults_in_force() {
+    // clap no longer shows defaults itself (a value may come from a file): the help's own
+    // words must stay true.
+    let mut command = Cli::command();
+    let serve = command
+        .find_subcommand_mut("serve")
+        .expect("serve")
+        .render_long_help()
+        .to_string();
+    for default in [
+        format!("[default: {}]", crate::http::DEFAULT_MAX_CONNECTIONS),
+        format!("[default: {DEFAULT_LISTEN}]"),
+        format!("[default: {DEFAULT_ADMIN_TOKEN},"),
+        format!(
+            "[default: {}]",
+            humantime::format_duration(crate::http::DEFAULT_REQUEST_TIMEOUT)
+        ),
+    ] {
+        assert!(serve.contains(&default), "serve --help lacks {default}");
+    }
+    let global = command.render_long_help().to_string();
+    for default in [
+        format!("[default: {}]", Limits::default().memory_bytes >> 20),
+        format!(
+            "[default: {}]",
+            humantime::format_duration(Limits::default().guest_time)
+        ),
+        format!(
+            "[default: {}]",
+            humantime::format_duration(DEFAULT_BUSY_TIMEOUT)
+        ),
+        format!("[default: {DEFAULT_DATABASE}]"),
+    ] {
+        assert!(global.contains(&default), "--help lacks {default}");
+    }
 }
