@@ -203,11 +203,44 @@ fn help_teaches_usage() {
         "--json",
         "Examples:",
         "255 bytes",
+        "prune",
+        "config",
+        "--config",
+        "--litegraph-config",
     ] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
     let usage = deployment.run(&["frobnicate"]);
     assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn prune_help_teaches_the_rules_with_an_example() {
+    let deployment = Deployment::without_database();
+    let help = stdout(&deployment.run(&["prune", "--help"]));
+    for needle in [
+        "--keep-last",
+        "--keep-hourly",
+        "--keep-daily",
+        "--keep-weekly",
+        "--keep-monthly",
+        "--keep-yearly",
+        "--keep-within",
+        "--include-named",
+        "--dry-run",
+        "any rule keeps it",
+        "ISO weeks",
+        "the newest backup",
+        "exit 2",
+        "exit status is 6",
+        "LITEGRAPH_KEEP_DAILY",
+        "prune --keep-hourly 24 --keep-daily 7 --keep-weekly 4 --dry-run",
+    ] {
+        assert!(
+            help.contains(needle),
+            "prune --help lacks {needle:?}:\n{help}"
+        );
+    }
 }
 
 #[test]

@@ -165,6 +165,48 @@ fn serve_on_a_busy_port_creates_nothing() {
 }
 
 #[test]
+fn serve_refuses_a_bad_schedule_at_start_and_creates_nothing() {
+    // A schedule is checked when it is read: a typo never becomes a server that never runs.
+    let deployment = Deployment::without_database();
+    std::fs::remove_dir(&deployment.backups).expect("no backup directory");
+    for (schedule, why) in [
+        ("0 3 * * * *", "it has 6 fields, not 5"),
+        (
+            "nightly",
+            "is not an interval (6h, 1d) nor a 5-field cron expression",
+        ),
+        ("0 0 30 2 *", "never matches"),
+    ] {
+        let output = run_with_defaults(
+            &deployment,
+            &["serve", "--listen", "127.0.0.1:0", "--schedule", schedule],
+        );
+        assert_eq!(code(&output), Some(2), "{schedule}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(why),
+            "{schedule}: {}",
+            stderr(&output)
+        );
+        let from_env = defaults(&deployment)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("LITEGRAPH_SCHEDULE", schedule)
+            .output()
+            .expect("run");
+        assert_eq!(
+            code(&from_env),
+            Some(2),
+            "{schedule}: {}",
+            stderr(&from_env)
+        );
+    }
+    assert!(!deployment.database.exists(), "no database was created");
+    assert!(
+        !deployment.backups.exists(),
+        "no backup directory was created"
+    );
+}
+
+#[test]
 fn serve_refuses_a_named_database_that_does_not_exist() {
     // Before: a typo in --database created and backed up a new empty database.
     let deployment = Deployment::without_database();
