@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, SystemTime};
 
@@ -433,6 +433,9 @@ pub(crate) fn published_as(temporary: &str) -> Option<String> {
         .map(|(_, name)| name.clone())
 }
 
+/// Set when this process is about to exit on a signal: nothing is removed any more.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 /// The paths of the temporaries this process holds, so that a signal handler can remove
 /// them before the process exits (a `Drop` never runs when a signal ends the process).
 static LIVE_TEMPORARIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -442,6 +445,9 @@ static LIVE_TEMPORARIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// many it removed. An unfinished copy is never published, so nothing else needs undoing:
 /// an open write transaction on the live database rolls back when the process ends.
 pub fn remove_live_temporaries() -> usize {
+    // First, so that an operation still running cannot take a failure caused by this
+    // (a metadata temporary removed under it) for its own and undo what it published.
+    INTERRUPTED.store(true, Ordering::SeqCst);
     let live = LIVE_TEMPORARIES
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
@@ -762,6 +768,11 @@ impl store::Host for StoreCtx {
 
     fn remove(&mut self, name: String) -> Result<(), Error> {
         self.call()?;
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            return Err(Error::Io(
+                "interrupted: the process is exiting, nothing more is removed".into(),
+            ));
+        }
         self.backups.regular_file(self.backups.confine(&name)?)?;
         self.backups
             .dir
