@@ -19,6 +19,11 @@ const CALLS_PER_LISTED_ENTRY: u64 = 8;
 /// Guest computing time per listed entry (checking its name, decoding its record, sorting):
 /// about 50 us were measured per entry in a debug build, 100,000 entries.
 const GUEST_TIME_PER_LISTED_ENTRY: Duration = Duration::from_micros(200);
+/// Guest memory per listed entry (its name, record and the answer's BackupFile): a listing
+/// of 100,000 backups asked for 66 MiB in all.
+const GUEST_MEMORY_PER_LISTED_ENTRY: usize = 2 << 10;
+/// The most guest memory a listing may add to the fixed limit (half a million entries).
+pub(crate) const MAX_LISTING_MEMORY: usize = 1 << 30;
 /// Snapshots in one operation: a create takes one, a restore one (its safety backup).
 const MAX_SNAPSHOTS: u32 = 1;
 /// Digests, checks or restores of one file in one operation (`verify` hashes a file at
@@ -89,6 +94,19 @@ impl Budget {
             .allowance
             .max(CALLS_PER_LISTED_ENTRY.saturating_mul(entries));
         spent.entries = spent.entries.max(entries);
+    }
+
+    /// Guest memory allowed beyond the fixed limit, for the directory listed.
+    pub(crate) fn extra_guest_memory(&self) -> usize {
+        let entries = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries;
+        usize::try_from(entries)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(GUEST_MEMORY_PER_LISTED_ENTRY)
+            .min(MAX_LISTING_MEMORY)
     }
 
     /// Guest computing time allowed beyond the fixed limit, for the directory listed.
@@ -171,6 +189,10 @@ mod tests {
         assert_eq!(
             budget.extra_guest_time(),
             GUEST_TIME_PER_LISTED_ENTRY * entries as u32
+        );
+        assert_eq!(
+            budget.extra_guest_memory(),
+            (GUEST_MEMORY_PER_LISTED_ENTRY * entries).min(MAX_LISTING_MEMORY)
         );
         for _ in 0..2 * MAX_CALLS {
             assert!(budget.call().is_ok());

@@ -171,7 +171,11 @@ impl Policy {
             .total_core_instances(POOLED_INSTANCES * 8)
             .total_memories(POOLED_INSTANCES)
             .total_tables(POOLED_INSTANCES * 4)
-            .max_memory_size(limits.memory_bytes);
+            .max_memory_size(
+                limits
+                    .memory_bytes
+                    .saturating_add(crate::budget::MAX_LISTING_MEMORY),
+            );
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let component = Component::new(&engine, component)?;
@@ -423,11 +427,15 @@ impl ResourceLimiter for Ctx {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
+        // A large directory's listing needs room in proportion to it (the budget's share).
+        let allowed = self
+            .memory_bytes
+            .saturating_add(self.budget.extra_guest_memory());
+        if desired > allowed {
             wasmtime::bail!(
                 "the guest asked for {} MiB of memory, over its limit of {} MiB",
                 desired >> 20,
-                self.memory_bytes >> 20
+                allowed >> 20
             );
         }
         Ok(true)
