@@ -19,6 +19,7 @@ mod policy;
 mod prune_cli;
 mod restore;
 mod retention;
+mod scale;
 mod schedule;
 mod serve;
 mod support;
