@@ -266,3 +266,21 @@ fn closed_stdout_is_not_an_error() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(output.stderr.is_empty());
 }
+
+// Regression: only the program's own --help listed the exit codes, not a command's.
+#[test]
+fn every_command_help_lists_the_exit_codes() {
+    let deployment = Deployment::without_database();
+    for command in [
+        "create", "list", "show", "exists", "delete", "verify", "restore", "prune", "serve",
+        "config",
+    ] {
+        let help = deployment.run(&[command, "--help"]);
+        assert!(help.status.success(), "{command}");
+        let text = stdout(&help);
+        assert!(
+            text.contains("Exit codes:") && text.contains("5  busy"),
+            "{command}: {text}"
+        );
+    }
+}

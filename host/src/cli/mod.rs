@@ -49,7 +49,14 @@ Examples:
   litegraph-backup --config /etc/litegraph-backup.toml config   # what is in effect, and why
   curl -H 'Authorization: Bearer litegraphadmin' http://localhost:8701/v1.0/backups
 
-Exit codes:
+Every option can also be set in the environment (LITEGRAPH_*, shown in each option's help;
+RUST_LOG and NO_COLOR too) and in the --config file (TOML: the option's name with `_` for
+`-`, serve's under [serve], the --keep-* rules under [retention]). A flag wins over the
+environment, which wins over the --config file, which wins over LiteGraph's litegraph.json
+(--litegraph-config), which wins over the default.";
+
+/// What each exit status means, in every command's `--help`.
+const EXIT_CODES: &str = "Exit codes:
   0  success
   1  the answer is no (`exists` of a missing backup)
   2  refused as given: usage error, invalid name, name taken, bad configuration
@@ -57,13 +64,20 @@ Exit codes:
   4  damaged: verification failed, restore refused a backup that fails it, corrupt file
   5  busy: the database or another create or restore held the lock past --busy-timeout
   6  any other failure (I/O, internal; a prune whose removal failed, the others done)
-  130  interrupted (SIGINT; 143 for SIGTERM) during create or restore; temporaries removed
+  130  interrupted (SIGINT; 143 for SIGTERM) during create or restore; temporaries removed";
 
-Every option can also be set in the environment (LITEGRAPH_*, shown in each option's help;
-RUST_LOG and NO_COLOR too) and in the --config file (TOML: the option's name with `_` for
-`-`, serve's under [serve], the --keep-* rules under [retention]). A flag wins over the
-environment, which wins over the --config file, which wins over LiteGraph's litegraph.json
-(--litegraph-config), which wins over the default.";
+/// The command line, with the exit codes in the long help of the program and of each
+/// command (a script's author reads the help of the command they call).
+fn command_line() -> clap::Command {
+    let with_exit_codes = |command: clap::Command| {
+        let after = command
+            .get_after_help()
+            .map(|help| format!("{help}\n\n{EXIT_CODES}"))
+            .unwrap_or_else(|| EXIT_CODES.to_owned());
+        command.after_long_help(after)
+    };
+    with_exit_codes(Cli::command()).mut_subcommands(with_exit_codes)
+}
 
 #[derive(Debug, Parser)]
 #[command(name = "litegraph-backup", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
@@ -246,7 +260,7 @@ impl Failure {
 
 /// Runs the command line of this process.
 pub fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = command_line().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let config = match Config::new(&matches) {
         Ok(config) => config,
@@ -320,7 +334,7 @@ mod tests {
 
     #[test]
     fn command_line_is_well_formed() {
-        Cli::command().debug_assert();
+        command_line().debug_assert();
     }
 
     #[test]
