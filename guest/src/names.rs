@@ -11,7 +11,8 @@
 //!    the backup directory;
 //! 5. no `/` or `\` (no paths, on any platform);
 //! 6. no leading `.` (reserved for internal files: temporaries and metadata);
-//! 7. no NUL or other control character (U+0000-U+001F, U+007F-U+009F);
+//! 7. no NUL or other control character (U+0000-U+001F, U+007F-U+009F), nor the line and
+//!    paragraph separators U+2028 and U+2029 (they break a name across lines as `\n` does);
 //! 8. no bidirectional control (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069): they
 //!    make a name display in another order than it is spelt;
 //! 9. no other invisible format character (Unicode category Cf: the soft hyphen U+00AD,
@@ -116,7 +117,7 @@ pub fn check(name: &str) -> Result<(), NameError> {
     if name.starts_with('.') {
         return Err(NameError::LeadingDot);
     }
-    if let Some(c) = name.chars().find(|c| c.is_control()) {
+    if let Some(c) = name.chars().find(|&c| is_control_character(c)) {
         return Err(NameError::ControlCharacter(c));
     }
     if let Some(c) = name.chars().find(|c| is_bidirectional_control(*c)) {
@@ -166,6 +167,12 @@ const FORMAT_CHARACTERS: [(char, char); 21] = [
     ('\u{E0001}', '\u{E0001}'),
     ('\u{E0020}', '\u{E007F}'),
 ];
+
+/// Whether `c` is a control character, or a line or paragraph separator (which end a line
+/// wherever a name is shown, as `\n` does).
+pub fn is_control_character(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
 
 /// Whether `c` is a format character (general category Cf).
 pub fn is_format_character(c: char) -> bool {
@@ -290,6 +297,15 @@ mod tests {
         assert_eq!(check("x."), Err(NameError::TrailingSpaceOrDot));
         assert_eq!(check("a\u{7f}"), Err(NameError::ControlCharacter('\u{7f}')));
         assert_eq!(check("a\u{85}"), Err(NameError::ControlCharacter('\u{85}')));
+        // Regression: the line separator was accepted (it is no Cc nor Cf character).
+        assert_eq!(
+            check("a\u{2028}b.db"),
+            Err(NameError::ControlCharacter('\u{2028}'))
+        );
+        assert_eq!(
+            check("a\u{2029}b.db"),
+            Err(NameError::ControlCharacter('\u{2029}'))
+        );
     }
 
     // Item 14: `../x.db` was refused for its leading dot, which hid what it tried to do.
@@ -476,7 +492,7 @@ mod tests {
             ).prop_map(|chars| chars.into_iter().collect::<String>()),
         ) {
             if check(&name).is_ok() {
-                prop_assert!(!name.chars().any(|c| c.is_control() || is_format_character(c)), "{:?}", name);
+                prop_assert!(!name.chars().any(|c| is_control_character(c) || is_format_character(c)), "{:?}", name);
                 prop_assert!(is_nfc(&name), "{:?}", name);
             }
         }
