@@ -5,8 +5,8 @@
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use cap_std::fs::{Dir, File, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
@@ -17,29 +17,19 @@ use crate::bindings::{Datetime, Error, FileDigests, FileStat};
 use crate::budget::{Budget, Heavy};
 use crate::digests::digests;
 
+mod live_database;
+mod temporaries;
+
+use live_database::LiveDatabaseFiles;
+pub use temporaries::remove_live_temporaries;
+use temporaries::{INTERRUPTED, is_temporary_name, remember_published};
+pub(crate) use temporaries::{Temporary, published_as};
+
 /// The most `read` returns and `write` accepts: sidecar metadata, never a backup.
 pub const SMALL_FILE_BYTES: u64 = 64 * 1024;
 
-/// Temporaries older than this, and no longer locked by a live process, are leftovers of a
-/// run that died; younger ones may still be between creation and locking.
-const STALE_AFTER: Duration = Duration::from_secs(10);
-
-/// The prefix of every file the host creates for itself in the backup directory.
-const TEMPORARY_PREFIX: &str = ".lgb-";
-
-/// How much of a snapshot may be written before it is written back to disk.
-const FLUSH_STEP: u64 = 64 << 20;
-/// How often a snapshot's growth is looked at.
-const FLUSH_POLL: Duration = Duration::from_millis(20);
-
 /// The lock file that admits one create or restore at a time.
 const OPERATION_LOCK: &str = ".lgb-operation.lock";
-
-/// What SQLite may leave beside a snapshot it was writing when its process died.
-const SQLITE_SIDECARS: [&str; 3] = ["-journal", "-wal", "-shm"];
-
-/// What SQLite keeps beside a database: never backups, whatever their names look like.
-const LIVE_DATABASE_SUFFIXES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
 
 /// The backup directory.
 #[derive(Debug)]
@@ -50,15 +40,6 @@ pub struct BackupDir {
     /// never listed, read, written, restored or removed (see
     /// [`BackupDir::protect_live_database`]).
     live_database: LiveDatabaseFiles,
-}
-
-/// How the live database's files are recognised in the backup directory.
-#[derive(Debug, Default)]
-struct LiveDatabaseFiles {
-    /// Its file name and SQLite's files beside it, when this is its directory.
-    names: Vec<String>,
-    /// Its device and inode, when it is on this directory's filesystem (a hard link).
-    identity: Option<(u64, u64)>,
 }
 
 impl BackupDir {
@@ -73,48 +54,6 @@ impl BackupDir {
         })
     }
 
-    /// Keeps the live database out of reach when it lives in this directory (`--backups`
-    /// pointing at the database's own directory, however either path is spelt: symbolic
-    /// links are resolved, and a hard link to the database is recognised by its inode):
-    /// its file and SQLite's `-wal`, `-shm` and `-journal` files beside it are then refused
-    /// by every operation and never listed, so no command or route can list, delete or
-    /// restore the live database as a backup. Returns whether this is the database's own
-    /// directory.
-    pub fn protect_live_database(&mut self, database: &Path) -> bool {
-        use std::os::unix::fs::MetadataExt as _;
-        // The database as the filesystem resolves it: through symbolic links, to the file
-        // SQLite will open (or, before it exists, the directory it will be made in).
-        let resolved = std::fs::canonicalize(database).ok().or_else(|| {
-            let parent = database.parent().filter(|p| !p.as_os_str().is_empty());
-            let parent = std::fs::canonicalize(parent.unwrap_or(Path::new("."))).ok()?;
-            Some(parent.join(database.file_name()?))
-        });
-        let Some(resolved) = resolved else {
-            return false;
-        };
-        let ours = self.dir.dir_metadata().ok();
-        let same_directory = match (resolved.parent().map(std::fs::metadata), &ours) {
-            (Some(Ok(parent)), Some(ours)) => {
-                parent.dev() == ours.dev() && parent.ino() == ours.ino()
-            }
-            _ => false,
-        };
-        let mut names = Vec::new();
-        if same_directory && let Some(file_name) = resolved.file_name().and_then(|n| n.to_str()) {
-            names = LIVE_DATABASE_SUFFIXES
-                .iter()
-                .map(|suffix| format!("{file_name}{suffix}"))
-                .collect();
-        }
-        let identity = std::fs::metadata(&resolved)
-            .ok()
-            .filter(|m| ours.as_ref().is_some_and(|ours| ours.dev() == m.dev()))
-            .map(|m| (m.dev(), m.ino()));
-        let same_directory = !names.is_empty();
-        self.live_database = LiveDatabaseFiles { names, identity };
-        same_directory
-    }
-
     /// The host's check of a name it is handed: [`confine`], and never one of the live
     /// database's files.
     pub(crate) fn confine<'a>(&self, name: &'a str) -> Result<&'a str, Error> {
@@ -125,20 +64,6 @@ impl BackupDir {
             )));
         }
         Ok(name)
-    }
-
-    /// Whether `name` is the live database or one of SQLite's files beside it: by name in
-    /// the database's own directory, or by inode (a hard link to the database).
-    fn is_live_database_file(&self, name: &str) -> bool {
-        let live = &self.live_database;
-        if live.names.iter().any(|live| live == name) {
-            return true;
-        }
-        live.identity.is_some_and(|(dev, ino)| {
-            self.dir
-                .symlink_metadata(name)
-                .is_ok_and(|m| m.is_file() && m.dev() == dev && m.ino() == ino)
-        })
     }
 
     /// Whether the directory this handle reaches is still the one at its path: a backup
@@ -177,22 +102,6 @@ impl BackupDir {
     /// [`BackupDir::check_in_place`], as the capabilities' error.
     pub(crate) fn in_place(&self) -> Result<(), Error> {
         self.check_in_place().map_err(Error::Io)
-    }
-
-    /// Host temporaries present in the directory (left by interrupted runs, or in use by
-    /// another process right now): how many, and how many bytes they hold.
-    pub fn leftovers(&self) -> io::Result<(usize, u64)> {
-        let (mut count, mut bytes) = (0, 0);
-        for entry in self.dir.entries()? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if is_temporary_name(&name) && entry.file_type()?.is_file() {
-                count += 1;
-                bytes += entry.metadata()?.len();
-            }
-        }
-        Ok((count, bytes))
     }
 
     /// Creates the backup directory (and its parents) when missing, then opens it.
@@ -314,62 +223,6 @@ impl BackupDir {
             .map_err(|e| failed("rename", name, e))?;
         self.sync()
     }
-
-    /// Removes host temporaries left by a process that died (kill -9, power loss): a live
-    /// owner holds its temporary's lock, a dead one's lock is gone.
-    pub fn sweep_stale_temporaries(&self) -> io::Result<usize> {
-        let mut removed = 0;
-        for entry in self.dir.entries()? {
-            let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            if !name.starts_with(TEMPORARY_PREFIX) || !entry.file_type()?.is_file() {
-                continue;
-            }
-            if is_temporary_name(&name) {
-                removed += usize::from(self.remove_if_abandoned(&name)?);
-            } else if let Some(owner) = SQLITE_SIDECARS
-                .iter()
-                .find_map(|suffix| name.strip_suffix(suffix))
-            {
-                // SQLite's journal files beside a snapshot: orphans once their owner is gone.
-                if owner.ends_with(".tmp") && !self.dir.exists(owner) {
-                    removed += usize::from(self.remove_if_old(&name)?);
-                }
-            }
-        }
-        Ok(removed)
-    }
-
-    fn remove_if_abandoned(&self, name: &str) -> io::Result<bool> {
-        let file = match self.open_regular(name) {
-            Ok(file) => file.into_std(),
-            Err(_) => return Ok(false),
-        };
-        if file.try_lock().is_err() {
-            return Ok(false);
-        }
-        self.remove_if_old(name)
-    }
-
-    fn remove_if_old(&self, name: &str) -> io::Result<bool> {
-        let age = self
-            .dir
-            .symlink_metadata(name)?
-            .modified()?
-            .into_std()
-            .elapsed()
-            .unwrap_or(Duration::ZERO);
-        if age < STALE_AFTER {
-            return Ok(false);
-        }
-        match self.dir.remove_file(name) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 /// The right to copy or change the live database, held by one operation at a time (an
@@ -401,161 +254,6 @@ impl BackupDir {
                 return Ok(None);
             }
             std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-/// Whether a name is one of the host's temporaries.
-fn is_temporary_name(name: &str) -> bool {
-    name.starts_with(TEMPORARY_PREFIX) && (name.ends_with(".tmp") || name.ends_with(".part"))
-}
-
-/// The names the last few temporaries of this process were published under (a signal
-/// handler names the safety backup of an interrupted restore with it).
-static PUBLISHED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
-
-fn remember_published(temporary: &str, name: &str) {
-    let mut published = PUBLISHED.lock().unwrap_or_else(PoisonError::into_inner);
-    if published.len() >= 8 {
-        published.remove(0);
-    }
-    published.push((temporary.to_owned(), name.to_owned()));
-}
-
-/// The name a temporary of this process was published under, if it was.
-pub(crate) fn published_as(temporary: &str) -> Option<String> {
-    PUBLISHED
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .rev()
-        .find(|(t, _)| t == temporary)
-        .map(|(_, name)| name.clone())
-}
-
-/// Set when this process is about to exit on a signal: nothing is removed any more.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// The paths of the temporaries this process holds, so that a signal handler can remove
-/// them before the process exits (a `Drop` never runs when a signal ends the process).
-static LIVE_TEMPORARIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-/// Removes every temporary this process has open (and SQLite's journal files beside
-/// them), for a command interrupted by SIGINT or SIGTERM that is about to exit; returns how
-/// many it removed. An unfinished copy is never published, so nothing else needs undoing:
-/// an open write transaction on the live database rolls back when the process ends.
-pub fn remove_live_temporaries() -> usize {
-    // First, so that an operation still running cannot take a failure caused by this
-    // (a metadata temporary removed under it) for its own and undo what it published.
-    INTERRUPTED.store(true, Ordering::SeqCst);
-    let live = LIVE_TEMPORARIES
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    let mut removed = 0;
-    for path in live.iter() {
-        if std::fs::remove_file(path).is_ok() {
-            removed += 1;
-        }
-        for suffix in SQLITE_SIDECARS {
-            let mut sidecar = path.clone().into_os_string();
-            sidecar.push(suffix);
-            let _ = std::fs::remove_file(sidecar);
-        }
-    }
-    removed
-}
-
-/// A file the host creates for itself in the backup directory: a hidden, unique name, locked
-/// for as long as this value lives (so a sweeper in another process leaves it alone), and
-/// removed when it is dropped unless it has been renamed away by then.
-#[derive(Debug)]
-pub(crate) struct Temporary {
-    backups: Arc<BackupDir>,
-    name: String,
-    file: std::fs::File,
-}
-
-impl Temporary {
-    pub(crate) fn create(backups: &Arc<BackupDir>, suffix: &str) -> io::Result<Temporary> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        loop {
-            let nanos = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .subsec_nanos();
-            let name = format!(
-                "{TEMPORARY_PREFIX}{}-{}-{nanos:09}.{suffix}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed),
-            );
-            let mut options = OpenOptions::new();
-            options
-                .write(true)
-                .create_new(true)
-                .custom_flags(libc::O_NOFOLLOW);
-            match backups.dir.open_with(&name, &options) {
-                Ok(file) => {
-                    let file = file.into_std();
-                    file.try_lock().map_err(io::Error::other)?;
-                    LIVE_TEMPORARIES
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(backups.path.join(&name));
-                    let backups = Arc::clone(backups);
-                    return Ok(Temporary {
-                        backups,
-                        name,
-                        file,
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Flushes the file's content to disk, whoever wrote it.
-    pub(crate) fn sync(&self) -> io::Result<()> {
-        self.file.sync_all()
-    }
-
-    /// While someone else writes the file, writes it back to disk every [`FLUSH_STEP`]
-    /// bytes, until `stop` is dropped or sent to: the final flush is then short, and other
-    /// processes' fsyncs (a LiteGraph commit) never queue behind a whole database's worth of
-    /// dirty pages.
-    pub(crate) fn flush_while_written(&self, stop: &mpsc::Receiver<()>) {
-        let mut flushed = 0;
-        while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(FLUSH_POLL) {
-            let Ok(length) = self.file.metadata().map(|m| m.len()) else {
-                return;
-            };
-            if length >= flushed + FLUSH_STEP {
-                // A failure here resurfaces in the final, checked flush.
-                let _ = self.file.sync_data();
-                flushed = length;
-            }
-        }
-    }
-}
-
-impl Drop for Temporary {
-    fn drop(&mut self) {
-        let path = self.backups.path.join(&self.name);
-        LIVE_TEMPORARIES
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|live| *live != path);
-        match self.backups.dir.remove_file(&self.name) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(
-                "could not remove the temporary {}: {e}",
-                self.backups.path.join(&self.name).display()
-            ),
         }
     }
 }
