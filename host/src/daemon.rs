@@ -432,38 +432,21 @@ fn report(run: &Run) {
 
 /// Retention rules as the flags give them: `keep-last 3, keep-daily 7`.
 pub fn describe(retention: &Retention) -> String {
-    let Retention {
-        keep_last,
-        keep_hourly,
-        keep_daily,
-        keep_weekly,
-        keep_monthly,
-        keep_yearly,
-        keep_within,
-        include_named,
-    } = retention;
-    let counts = [
-        ("keep-last", keep_last),
-        ("keep-hourly", keep_hourly),
-        ("keep-daily", keep_daily),
-        ("keep-weekly", keep_weekly),
-        ("keep-monthly", keep_monthly),
-        ("keep-yearly", keep_yearly),
-    ];
+    let counts = retention.counts();
     let mut rules: Vec<String> = counts
         .into_iter()
         .filter_map(|(flag, n)| n.map(|n| format!("{flag} {n}")))
         .collect();
-    if let Some(within) = keep_within {
+    if let Some(within) = retention.keep_within {
         rules.push(format!(
             "keep-within {}",
-            humantime::format_duration(*within)
+            humantime::format_duration(within)
         ));
     }
     if rules.is_empty() {
         return "none (every backup is kept)".to_owned();
     }
-    if *include_named {
+    if retention.include_named {
         rules.push("include-named".to_owned());
     }
     rules.join(", ")

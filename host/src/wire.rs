@@ -141,27 +141,20 @@ impl Retention {
     /// of 0 keeps nothing and counts as none: the policy refuses such rules as it refuses
     /// none, since they would remove every backup it does not protect.
     pub fn is_empty(&self) -> bool {
-        let Retention {
-            keep_last,
-            keep_hourly,
-            keep_daily,
-            keep_weekly,
-            keep_monthly,
-            keep_yearly,
-            keep_within,
-            include_named: _,
-        } = self;
+        self.counts().iter().all(|(_, n)| n.unwrap_or(0) == 0)
+            && self.keep_within.is_none_or(|within| within.as_secs() == 0)
+    }
+
+    /// The counting rules, each with its flag's name, in the flags' order.
+    pub fn counts(&self) -> [(&'static str, Option<u32>); 6] {
         [
-            keep_last,
-            keep_hourly,
-            keep_daily,
-            keep_weekly,
-            keep_monthly,
-            keep_yearly,
+            ("keep-last", self.keep_last),
+            ("keep-hourly", self.keep_hourly),
+            ("keep-daily", self.keep_daily),
+            ("keep-weekly", self.keep_weekly),
+            ("keep-monthly", self.keep_monthly),
+            ("keep-yearly", self.keep_yearly),
         ]
-        .iter()
-        .all(|rule| rule.unwrap_or(0) == 0)
-            && keep_within.is_none_or(|within| within.as_secs() == 0)
     }
 }
 
