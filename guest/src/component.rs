@@ -2,12 +2,13 @@
 //! host's imported `store` and `snapshot` functions.
 
 use crate::exports::litegraph::backup::backup::Guest;
+use crate::litegraph::backup::remote::{Download, Object, Target, Upload};
 use crate::litegraph::backup::snapshot::SnapshotFile;
 use crate::litegraph::backup::types::{
-    BackupFile, Datetime, Error, FileDigests, FileStat, PruneDecision, Restoration, Retention,
-    Verification,
+    BackupFile, Datetime, Error, FileDigests, FileStat, PruneDecision, PushOutcome, RemoteBackup,
+    RemoteVerification, Restoration, Retention, Verification,
 };
-use crate::litegraph::backup::{snapshot, store};
+use crate::litegraph::backup::{remote, snapshot, store};
 use crate::service::{Host, Service};
 
 struct Component;
@@ -52,6 +53,32 @@ impl Host for Imports {
     fn restore(&self, name: &str, sha256: &str) -> Result<(), Error> {
         snapshot::restore(name, sha256)
     }
+    fn remote_targets(&self) -> Vec<Target> {
+        remote::targets()
+    }
+    fn remote_put_file(&self, target: &str, key: &str, name: &str) -> Result<Upload, Error> {
+        remote::put_file(target, key, name)
+    }
+    fn remote_put(&self, target: &str, key: &str, contents: &[u8]) -> Result<(), Error> {
+        remote::put(target, key, contents)
+    }
+    fn remote_list(&self, target: &str, prefix: &str) -> Result<Vec<Object>, Error> {
+        remote::list(target, prefix)
+    }
+    fn remote_get(&self, target: &str, key: &str) -> Result<Vec<u8>, Error> {
+        remote::get(target, key)
+    }
+    fn remote_get_file(
+        &self,
+        target: &str,
+        key: &str,
+        encoding: &[String],
+    ) -> Result<Download, Error> {
+        remote::get_file(target, key, encoding)
+    }
+    fn remote_delete(&self, target: &str, key: &str) -> Result<(), Error> {
+        remote::delete(target, key)
+    }
 }
 
 impl Guest for Component {
@@ -78,6 +105,25 @@ impl Guest for Component {
     }
     fn prune(rules: Retention, dry_run: bool) -> Result<Vec<PruneDecision>, Error> {
         Service::new(Imports).prune(&rules, dry_run)
+    }
+    fn push(name: String, target: Option<String>) -> Result<Vec<PushOutcome>, Error> {
+        Service::new(Imports).push(&name, target.as_deref())
+    }
+    fn remote_list(target: String) -> Result<Vec<RemoteBackup>, Error> {
+        Service::new(Imports).remote_list(&target)
+    }
+    fn pull(target: String, name: String) -> Result<BackupFile, Error> {
+        Service::new(Imports).pull(&target, &name)
+    }
+    fn remote_verify(target: String, name: String) -> Result<RemoteVerification, Error> {
+        Service::new(Imports).remote_verify(&target, &name)
+    }
+    fn remote_prune(
+        target: String,
+        rules: Retention,
+        dry_run: bool,
+    ) -> Result<Vec<PruneDecision>, Error> {
+        Service::new(Imports).remote_prune(&target, &rules, dry_run)
     }
 }
 

@@ -79,7 +79,7 @@ impl Origin {
         }
     }
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Origin::DefaultName => "default-name",
             Origin::SafetyBackup => "safety-backup",
@@ -87,7 +87,7 @@ impl Origin {
         }
     }
 
-    fn parse(label: &str) -> Option<Origin> {
+    pub(crate) fn parse(label: &str) -> Option<Origin> {
         [Origin::DefaultName, Origin::SafetyBackup, Origin::Named]
             .into_iter()
             .find(|origin| origin.label() == label)
@@ -215,7 +215,7 @@ fn parse_verification(value: &str) -> Option<LastVerification> {
     })
 }
 
-fn hex_digest(value: &str, digits: usize) -> Option<String> {
+pub(crate) fn hex_digest(value: &str, digits: usize) -> Option<String> {
     let well_formed = value.len() == digits
         && value
             .bytes()
@@ -223,11 +223,11 @@ fn hex_digest(value: &str, digits: usize) -> Option<String> {
     well_formed.then(|| value.to_owned())
 }
 
-fn format_datetime(t: Datetime) -> String {
+pub(crate) fn format_datetime(t: Datetime) -> String {
     format!("{}.{:09}", t.seconds, t.nanoseconds)
 }
 
-fn parse_datetime(value: &str) -> Option<Datetime> {
+pub(crate) fn parse_datetime(value: &str) -> Option<Datetime> {
     let (seconds, nanoseconds) = value.split_once('.')?;
     let nanoseconds: u32 = nanoseconds.parse().ok()?;
     (nanoseconds < 1_000_000_000).then_some(())?;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::litegraph::backup::remote::{Download, Object, Target, Upload};
 use crate::litegraph::backup::snapshot::SnapshotFile;
 use crate::litegraph::backup::types::{
     BackupFile, Datetime, Error, FileDigests, FileStat, Restoration, Verification,
@@ -13,12 +14,13 @@ use records::{Fresh, Record};
 
 mod prune;
 mod records;
+mod remote;
 
 /// How many numbered variants of the default name are tried before giving up.
 const DEFAULT_NAME_ATTEMPTS: u32 = 100;
 
-/// The host's capabilities, one method per imported function (see `wit/store.wit` and
-/// `wit/snapshot.wit` for what each promises).
+/// The host's capabilities, one method per imported function (see `wit/store.wit`,
+/// `wit/snapshot.wit` and `wit/remote.wit` for what each promises).
 pub trait Host {
     fn now(&self) -> Datetime;
     fn list(&self) -> Result<Vec<String>, Error>;
@@ -32,6 +34,18 @@ pub trait Host {
     fn take_for_restore(&self, name: &str) -> Result<SnapshotFile, Error>;
     fn check(&self, name: &str, full: bool) -> Result<(), Error>;
     fn restore(&self, name: &str, sha256: &str) -> Result<(), Error>;
+    fn remote_targets(&self) -> Vec<Target>;
+    fn remote_put_file(&self, target: &str, key: &str, name: &str) -> Result<Upload, Error>;
+    fn remote_put(&self, target: &str, key: &str, contents: &[u8]) -> Result<(), Error>;
+    fn remote_list(&self, target: &str, prefix: &str) -> Result<Vec<Object>, Error>;
+    fn remote_get(&self, target: &str, key: &str) -> Result<Vec<u8>, Error>;
+    fn remote_get_file(
+        &self,
+        target: &str,
+        key: &str,
+        encoding: &[String],
+    ) -> Result<Download, Error>;
+    fn remote_delete(&self, target: &str, key: &str) -> Result<(), Error>;
 }
 
 /// The `backup` interface, over any host.

@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod digests;
 pub mod http;
+pub mod remote;
 pub mod runtime;
 pub mod schedule;
 pub mod snapshot;
@@ -18,7 +19,10 @@ pub mod store;
 pub mod wire;
 
 pub use runtime::{Capabilities, Error, Limits, Policy, Runtime};
-pub use wire::{BackupFile, PruneDecision, Restoration, Retention, Verification};
+pub use wire::{
+    BackupFile, PruneDecision, PushOutcome, RemoteBackup, RemoteVerification, Restoration,
+    Retention, Verification,
+};
 
 /// The generated bindings of `wit/` (the `backup-service` world).
 pub(crate) mod bindings {
@@ -28,8 +32,8 @@ pub(crate) mod bindings {
     });
 
     pub(crate) use litegraph::backup::types::{
-        BackupFile, Datetime, Error, FileDigests, FileStat, PruneDecision, Restoration, Retention,
-        Verification,
+        BackupFile, Datetime, Error, FileDigests, FileStat, PruneDecision, PushOutcome,
+        RemoteBackup, RemoteVerification, Restoration, Retention, Verification,
     };
 }
 

@@ -14,9 +14,13 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{self, BackupServicePre};
 use crate::budget::Budget;
+use crate::remote::{RemoteCtx, Targets};
 use crate::snapshot::{LiveDatabase, SnapshotCtx};
 use crate::store::{BackupDir, StoreCtx};
-use crate::wire::{BackupFile, PruneDecision, Restoration, Retention, Verification};
+use crate::wire::{
+    BackupFile, PruneDecision, PushOutcome, RemoteBackup, RemoteVerification, Restoration,
+    Retention, Verification,
+};
 
 /// Guest instances that can exist at once; more callers wait for a turn.
 const POOLED_INSTANCES: u32 = 64;
@@ -43,11 +47,13 @@ impl Default for Limits {
     }
 }
 
-/// What the host lends the guest: the backup directory and the live database.
+/// What the host lends the guest: the backup directory, the live database and the remote
+/// targets (none unless [`Capabilities::with_remotes`]).
 #[derive(Debug, Clone)]
 pub struct Capabilities {
     pub backups: Arc<BackupDir>,
     pub database: Arc<LiveDatabase>,
+    pub remotes: Arc<Targets>,
 }
 
 impl Capabilities {
@@ -65,7 +71,14 @@ impl Capabilities {
         Capabilities {
             backups: Arc::new(backups),
             database: Arc::new(database),
+            remotes: Arc::new(Targets::none()),
         }
+    }
+
+    /// Lends the policy these remote targets as well.
+    pub fn with_remotes(mut self, remotes: Targets) -> Capabilities {
+        self.remotes = Arc::new(remotes);
+        self
     }
 }
 
@@ -185,6 +198,7 @@ impl Policy {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         crate::store::add_to_linker(&mut linker, |ctx: &mut Ctx| &mut ctx.store)?;
         crate::snapshot::add_to_linker(&mut linker, |ctx: &mut Ctx| &mut ctx.snapshot)?;
+        crate::remote::add_to_linker(&mut linker, |ctx: &mut Ctx| &mut ctx.remote)?;
         let pre = BackupServicePre::new(linker.instantiate_pre(&component)?)?;
         spawn_epoch_ticker(engine.weak());
         Ok(Policy {
@@ -268,6 +282,42 @@ impl Runtime {
     pub fn prune(&self, rules: &Retention, dry_run: bool) -> Result<Vec<PruneDecision>, Error> {
         let rules = bindings::Retention::from(rules);
         self.call(|guest, store| guest.call_prune(store, rules, dry_run))
+            .map(|decisions| decisions.into_iter().map(PruneDecision::from).collect())
+    }
+
+    /// Copies backup `name` to `target`, or to every remote target.
+    pub fn push(&self, name: &str, target: Option<&str>) -> Result<Vec<PushOutcome>, Error> {
+        self.call(|guest, store| guest.call_push(store, name, target))
+            .map(|outcomes| outcomes.into_iter().map(PushOutcome::from).collect())
+    }
+
+    /// The backups `target` holds, oldest first.
+    pub fn remote_list(&self, target: &str) -> Result<Vec<RemoteBackup>, Error> {
+        self.call(|guest, store| guest.call_remote_list(store, target))
+            .map(|backups| backups.into_iter().map(RemoteBackup::from).collect())
+    }
+
+    /// Copies backup `name` from `target` into the backup directory, checked.
+    pub fn pull(&self, target: &str, name: &str) -> Result<BackupFile, Error> {
+        self.call(|guest, store| guest.call_pull(store, target, name))
+            .map(BackupFile::from)
+    }
+
+    /// `pull`'s checks, keeping nothing.
+    pub fn remote_verify(&self, target: &str, name: &str) -> Result<RemoteVerification, Error> {
+        self.call(|guest, store| guest.call_remote_verify(store, target, name))
+            .map(RemoteVerification::from)
+    }
+
+    /// Retention rules applied to what `target` holds.
+    pub fn remote_prune(
+        &self,
+        target: &str,
+        rules: &Retention,
+        dry_run: bool,
+    ) -> Result<Vec<PruneDecision>, Error> {
+        let rules = bindings::Retention::from(rules);
+        self.call(|guest, store| guest.call_remote_prune(store, target, rules, dry_run))
             .map(|decisions| decisions.into_iter().map(PruneDecision::from).collect())
     }
 
@@ -386,6 +436,7 @@ pub(crate) struct Ctx {
     budget: Budget,
     store: StoreCtx,
     snapshot: SnapshotCtx,
+    remote: RemoteCtx,
     wasi: WasiCtx,
     table: ResourceTable,
     memory_bytes: usize,
@@ -399,6 +450,11 @@ impl Ctx {
             store: StoreCtx::new(Arc::clone(&capabilities.backups), budget.clone()),
             snapshot: SnapshotCtx::new(
                 Arc::clone(&capabilities.database),
+                Arc::clone(&capabilities.backups),
+                budget.clone(),
+            ),
+            remote: RemoteCtx::new(
+                Arc::clone(&capabilities.remotes),
                 Arc::clone(&capabilities.backups),
                 budget.clone(),
             ),

@@ -199,6 +199,93 @@ impl From<bindings::PruneDecision> for PruneDecision {
     }
 }
 
+/// One backup as a remote target holds it (from its manifest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteBackup {
+    /// The target's name, as configured.
+    #[serde(rename = "Target")]
+    pub target: String,
+    /// The backup as it was pushed: name, size, plaintext digests, creation time.
+    #[serde(rename = "Backup")]
+    pub backup: BackupFile,
+    /// The object that holds its (encoded) bytes.
+    #[serde(rename = "Key")]
+    pub key: String,
+    /// The encoding applied on the way out, in order: `zstd`, `age`.
+    #[serde(rename = "Encoding")]
+    pub encoding: Vec<String>,
+    #[serde(rename = "StoredLength")]
+    pub stored_length: u64,
+    #[serde(rename = "StoredSHA256Hash")]
+    pub stored_sha256: String,
+    #[serde(rename = "PushedUtc")]
+    pub pushed_utc: Timestamp,
+}
+
+impl From<bindings::RemoteBackup> for RemoteBackup {
+    fn from(r: bindings::RemoteBackup) -> Self {
+        RemoteBackup {
+            target: r.target,
+            backup: r.backup.into(),
+            key: r.key,
+            encoding: r.encoding,
+            stored_length: r.stored_length,
+            stored_sha256: r.stored_sha256,
+            pushed_utc: r.pushed_utc.into(),
+        }
+    }
+}
+
+/// What a push did on one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PushOutcome {
+    /// False when the target held the backup already: nothing was uploaded.
+    #[serde(rename = "Uploaded")]
+    pub uploaded: bool,
+    #[serde(rename = "Remote")]
+    pub remote: RemoteBackup,
+}
+
+impl From<bindings::PushOutcome> for PushOutcome {
+    fn from(p: bindings::PushOutcome) -> Self {
+        PushOutcome {
+            uploaded: p.uploaded,
+            remote: p.pushed.into(),
+        }
+    }
+}
+
+/// The verdict on one remote backup, downloaded, decoded and checked, then discarded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteVerification {
+    /// True when every check passed.
+    #[serde(rename = "Verified")]
+    pub verified: bool,
+    /// Each failed check, one sentence each.
+    #[serde(rename = "Problems")]
+    pub problems: Vec<String>,
+    #[serde(rename = "Remote")]
+    pub remote: RemoteBackup,
+    /// The digests of the decoded content (empty when it could not be decoded).
+    #[serde(rename = "Actual")]
+    pub actual: ActualDigests,
+}
+
+impl From<bindings::RemoteVerification> for RemoteVerification {
+    fn from(v: bindings::RemoteVerification) -> Self {
+        RemoteVerification {
+            verified: v.problems.is_empty(),
+            problems: v.problems,
+            remote: v.remote.into(),
+            actual: ActualDigests {
+                md5_hash: v.actual.md5,
+                sha1_hash: v.actual.sha1,
+                sha256_hash: v.actual.sha256,
+            },
+        }
+    }
+}
+
 /// A UTC instant with microsecond display, within the years 1970 to 9999 (LiteGraph's
 /// `DateTime` range; anything later is shown as its last microsecond).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -6,6 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Host;
+use crate::litegraph::backup::remote::{Download, Object, Target, Upload};
 use crate::litegraph::backup::snapshot::SnapshotFile;
 use crate::litegraph::backup::types::{Datetime, Error, FileDigests, FileStat};
 
@@ -30,6 +31,11 @@ pub struct FakeHost {
     pub refuse_take_for_restore: RefCell<Option<Error>>,
     /// What the next `restore` answers after rolling back (a failed check, a lost disk).
     pub failing_restore: RefCell<Option<Error>>,
+    /// The remote targets lent, and what they hold: `(target, key)` to the stored bytes
+    /// and the clock's second they were written. The fake encodes a step by prefixing
+    /// the bytes with its name and `:`.
+    pub targets: RefCell<Vec<Target>>,
+    pub objects: RefCell<BTreeMap<(String, String), (Vec<u8>, u64)>>,
 }
 
 #[derive(Clone)]
@@ -88,6 +94,51 @@ impl FakeHost {
             sha1: hex(40),
             sha256: hex(64),
         })
+    }
+
+    /// Lends a target that encodes as `encoding` says.
+    pub fn add_target(&self, name: &str, encoding: &[&str]) {
+        self.targets.borrow_mut().push(Target {
+            name: name.to_owned(),
+            encoding: encoding.iter().map(|step| (*step).to_owned()).collect(),
+        });
+    }
+
+    /// The keys `target` holds.
+    pub fn keys(&self, target: &str) -> Vec<String> {
+        self.objects
+            .borrow()
+            .keys()
+            .filter(|(t, _)| t == target)
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
+    fn known_target(&self, target: &str) -> Result<Target, Error> {
+        self.targets
+            .borrow()
+            .iter()
+            .find(|t| t.name == target)
+            .cloned()
+            .ok_or_else(|| Error::NotPermitted(format!("no target {target}")))
+    }
+
+    fn store_object(&self, target: &str, key: &str, bytes: Vec<u8>) -> Result<(), Error> {
+        self.known_target(target)?;
+        let mut objects = self.objects.borrow_mut();
+        let slot = (target.to_owned(), key.to_owned());
+        if objects.contains_key(&slot) {
+            return Err(Error::Exist);
+        }
+        objects.insert(slot, (bytes, self.clock.get()));
+        Ok(())
+    }
+
+    fn stored(&self, target: &str, key: &str) -> Result<Vec<u8>, Error> {
+        self.known_target(target)?;
+        let objects = self.objects.borrow();
+        let slot = (target.to_owned(), key.to_owned());
+        Ok(objects.get(&slot).ok_or(Error::NotFound)?.0.clone())
     }
 
     /// A copy of the live database in a new temporary, as both snapshots make it.
@@ -206,5 +257,92 @@ impl Host for &FakeHost {
         let bytes = self.files.borrow()[name].bytes.clone();
         *self.database.borrow_mut() = bytes;
         Ok(())
+    }
+    fn remote_targets(&self) -> Vec<Target> {
+        self.targets.borrow().clone()
+    }
+    fn remote_put_file(&self, target: &str, key: &str, name: &str) -> Result<Upload, Error> {
+        self.log(format!("remote-put-file {target} {key} {name}"));
+        let encoding = self.known_target(target)?.encoding;
+        let source = self
+            .files
+            .borrow()
+            .get(name)
+            .ok_or(Error::NotFound)?
+            .bytes
+            .clone();
+        let source_sha256 = self.digests_of(name)?.sha256;
+        let mut stored = source.clone();
+        for step in &encoding {
+            stored = [format!("{step}:").into_bytes(), stored].concat();
+        }
+        let length = stored.len() as u64;
+        let sha256 = format!("{:064X}", stored.len());
+        self.store_object(target, key, stored)?;
+        Ok(Upload {
+            source_length: source.len() as u64,
+            source_sha256,
+            encoding,
+            length,
+            sha256,
+        })
+    }
+    fn remote_put(&self, target: &str, key: &str, contents: &[u8]) -> Result<(), Error> {
+        self.log(format!("remote-put {target} {key}"));
+        self.store_object(target, key, contents.to_vec())
+    }
+    fn remote_list(&self, target: &str, prefix: &str) -> Result<Vec<Object>, Error> {
+        self.log(format!("remote-list {target} {prefix}"));
+        self.known_target(target)?;
+        Ok(self
+            .objects
+            .borrow()
+            .iter()
+            .filter(|((t, key), _)| t == target && key.starts_with(prefix))
+            .map(|((_, key), (bytes, written))| Object {
+                key: key.clone(),
+                length: bytes.len() as u64,
+                last_modified: at(*written),
+            })
+            .collect())
+    }
+    fn remote_get(&self, target: &str, key: &str) -> Result<Vec<u8>, Error> {
+        self.log(format!("remote-get {target} {key}"));
+        self.stored(target, key)
+    }
+    fn remote_get_file(
+        &self,
+        target: &str,
+        key: &str,
+        encoding: &[String],
+    ) -> Result<Download, Error> {
+        self.log(format!("remote-get-file {target} {key}"));
+        let stored = self.stored(target, key)?;
+        let mut bytes = stored.clone();
+        for step in encoding.iter().rev() {
+            let tag = format!("{step}:").into_bytes();
+            if !bytes.starts_with(&tag) {
+                return Err(Error::Corrupt(format!("not {step}-encoded")));
+            }
+            bytes.drain(..tag.len());
+        }
+        let name = format!(".lgb-download-{}.tmp", self.clock.get());
+        self.put(&name, &bytes);
+        Ok(Download {
+            digests: self.digests_of(&name)?,
+            name,
+            length: bytes.len() as u64,
+            stored_length: stored.len() as u64,
+            stored_sha256: format!("{:064X}", stored.len()),
+        })
+    }
+    fn remote_delete(&self, target: &str, key: &str) -> Result<(), Error> {
+        self.log(format!("remote-delete {target} {key}"));
+        self.known_target(target)?;
+        self.objects
+            .borrow_mut()
+            .remove(&(target.to_owned(), key.to_owned()))
+            .map(drop)
+            .ok_or(Error::NotFound)
     }
 }
