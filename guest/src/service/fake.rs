@@ -35,8 +35,11 @@ pub struct FakeHost {
     /// and the clock's second they were written. The fake encodes a step by prefixing
     /// the bytes with its name and `:`.
     pub targets: RefCell<Vec<Target>>,
-    pub objects: RefCell<BTreeMap<(String, String), (Vec<u8>, u64)>>,
+    pub objects: RefCell<BTreeMap<(String, String), FakeObject>>,
 }
+
+/// A stored object: its bytes, and the clock's second it was written.
+pub type FakeObject = (Vec<u8>, u64);
 
 #[derive(Clone)]
 pub struct FakeFile {

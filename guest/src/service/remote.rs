@@ -178,8 +178,10 @@ impl<H: Host> Service<H> {
             .map_err(|error| on_target(&target.name, error))?;
         let mut problems = differences(&manifest, &download);
         if problems.is_empty() {
-            if let Err(error) = self.host.check(&download.name, false) {
-                problems.push(format!("quick_check: {}", describe_error(&error)));
+            match self.host.check(&download.name, false) {
+                Ok(()) => {}
+                Err(Error::Corrupt(finding)) => problems.push(format!("quick_check: {finding}")),
+                Err(error) => return Err(on_target(&target.name, error)),
             }
         }
         if !problems.is_empty() {
@@ -474,3 +476,6 @@ fn remote_backup(target: &str, manifest: Manifest) -> RemoteBackup {
         pushed_utc: pushed,
     }
 }
+
+#[cfg(test)]
+mod tests;
