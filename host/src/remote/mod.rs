@@ -8,27 +8,18 @@
 
 use std::sync::Arc;
 
+mod config;
+mod targets;
+
+pub use config::{Location, S3Credentials, Secret, TargetConfig};
+pub use targets::Targets;
+
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::Error;
 use crate::bindings::litegraph::backup::remote::{self, Download, Object, Target, Upload};
 use crate::budget::Budget;
 use crate::store::BackupDir;
-
-/// The targets the operator configured, opened and checked at start-up.
-#[derive(Debug, Default)]
-pub struct Targets {}
-
-impl Targets {
-    /// No targets at all: every remote call is refused.
-    pub fn none() -> Targets {
-        Targets::default()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        true
-    }
-}
 
 /// The `remote` capability's per-operation context.
 pub struct RemoteCtx {
