@@ -13,6 +13,7 @@ mod hostile_load;
 mod http;
 mod live_database;
 mod names;
+mod offsite;
 mod operator;
 mod ordering;
 mod policy;

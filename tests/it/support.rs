@@ -1,6 +1,8 @@
 //! Shared helpers: a scratch deployment (database + backup directory), the compiled policy,
 //! the CLI binary, and a picture of a directory tree to prove that nothing changed.
 
+pub mod s3;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,4 @@
+//! Offsite copies (issue 11): the loopback S3 server the tests stand on, then the real CLI
+//! pushing to it, pulling from it and recovering from it.
+
+mod server;
