@@ -116,6 +116,19 @@ pub(crate) fn decoder<'a>(
     Ok(chain)
 }
 
+/// Refuses an encoding the host does not know, before anything is downloaded.
+pub(crate) fn check_known(encoding: &[String]) -> Result<(), Error> {
+    match encoding.iter().find(|e| !KNOWN.contains(&e.as_str())) {
+        Some(other) => Err(Error::NotPermitted(format!(
+            "the host does not know the encoding {other:?}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The encodings [`decoder`] undoes.
+const KNOWN: [&str; 2] = ["zstd", "age"];
+
 /// Opens the age stream with the target's identities.
 fn decrypt<'a>(
     target: &'a Target,

@@ -157,6 +157,7 @@ impl remote::Host for RemoteCtx {
     ) -> Result<Download, Error> {
         self.target(&target)?;
         let path = object_path(&key)?;
+        encoding::check_known(&encoding)?;
         self.backups.in_place()?;
         let (targets, backups) = (Arc::clone(&self.targets), Arc::clone(&self.backups));
         let temporary = self.temporary()?;
