@@ -33,7 +33,7 @@ impl<'a> From<&'a Entry> for EntryJson<'a> {
             Source::Default => ("default", None),
         };
         EntryJson {
-            key: entry.key,
+            key: &entry.key,
             value: &entry.value,
             source,
             from,

@@ -101,6 +101,71 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "RUST_LOG", value_name = "FILTER",
           value_parser = parse_log_filter)]
     pub log: Option<Targets>,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// One remote target from flags or the environment, for scripts; the --config file's
+/// `[[remote]]` tables hold any number. When given, it replaces the file's tables.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Remote target (one, named `default`; or [[remote]] in --config)")]
+pub struct RemoteArgs {
+    /// Offsite copies go to this target, named `default`: s3://BUCKET/PREFIX, file:///DIR
+    /// or a directory. It replaces the --config file's [[remote]] tables. S3 credentials
+    /// come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN,
+    /// AWS_REGION, AWS_ENDPOINT_URL too).
+    #[arg(
+        long,
+        global = true,
+        env = "LITEGRAPH_BACKUP_REMOTE",
+        value_name = "URL"
+    )]
+    pub remote: Option<String>,
+
+    /// The S3 endpoint of --remote, for a server other than AWS: http://127.0.0.1:8014
+    /// (plain HTTP is accepted to this machine only, unless --remote-allow-http).
+    #[arg(
+        long,
+        global = true,
+        env = "LITEGRAPH_BACKUP_REMOTE_ENDPOINT",
+        value_name = "URL",
+        requires = "remote"
+    )]
+    pub remote_endpoint: Option<String>,
+
+    /// Accept a plain-HTTP --remote-endpoint beyond this machine.
+    #[arg(long, global = true, env = "LITEGRAPH_BACKUP_REMOTE_ALLOW_HTTP", requires = "remote",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub remote_allow_http: bool,
+
+    /// Encrypt what goes to --remote to this age recipient (age1..., from `age-keygen -y
+    /// key.txt`); repeat for several. The environment variable takes a comma-separated list.
+    #[arg(
+        long,
+        global = true,
+        env = "LITEGRAPH_BACKUP_AGE_RECIPIENT",
+        value_name = "AGE1...",
+        value_delimiter = ',',
+        requires = "remote"
+    )]
+    pub age_recipient: Vec<String>,
+
+    /// The age identity file (from age-keygen) that decrypts what `pull`, `remote verify`
+    /// and `recover` download from --remote.
+    #[arg(
+        long,
+        global = true,
+        env = "LITEGRAPH_BACKUP_AGE_IDENTITY",
+        value_name = "FILE",
+        requires = "remote"
+    )]
+    pub age_identity: Option<PathBuf>,
+
+    /// Compress what goes to --remote with zstd (level 3) before any encryption.
+    #[arg(long, global = true, env = "LITEGRAPH_BACKUP_ZSTD", requires = "remote",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub zstd: bool,
 }
 
 /// The largest --guest-memory-mib.

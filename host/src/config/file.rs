@@ -15,6 +15,7 @@ use super::ConfigError;
 use super::args::{
     MAX_GUEST_MEMORY_MIB, parse_duration, parse_keep_within, parse_log_filter, parse_schedule,
 };
+use super::remote::{RawRemote, RemoteChecker, RemoteDraft};
 use crate::schedule::Schedule;
 
 /// The file as written: strings are checked after parsing, where their spans are known.
@@ -36,6 +37,8 @@ struct Raw {
     serve: RawServe,
     #[serde(default)]
     retention: RawRetention,
+    #[serde(default)]
+    remote: Vec<Spanned<RawRemote>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +88,8 @@ pub struct FileSettings {
     pub create_database: Option<bool>,
     pub schedule: Option<Schedule>,
     pub retention: FileRetention,
+    /// The `[[remote]]` tables, in the file's order.
+    pub remotes: Vec<RemoteDraft>,
 }
 
 /// The `[retention]` table.
@@ -126,7 +131,7 @@ impl FileSettings {
 }
 
 /// Turns the raw file into settings, each value parsed as its flag's value is.
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     path: &'a Path,
     text: &'a str,
 }
@@ -153,6 +158,7 @@ impl Checker<'_> {
         };
         let listen = |address: &str| Ok(address.to_owned());
         let (serve, retention) = (raw.serve, raw.retention);
+        let remotes = RemoteChecker { file: self }.check(raw.remote)?;
         Ok(FileSettings {
             path: self.path.to_owned(),
             database: self.value(raw.database, |p| self.path_in(p))?,
@@ -173,6 +179,7 @@ impl Checker<'_> {
             create_database: serve.create_database,
             schedule: self.value(serve.schedule, |s| parse_schedule(s))?,
             retention: self.retention(retention)?,
+            remotes,
         })
     }
 
@@ -197,7 +204,7 @@ impl Checker<'_> {
     }
 
     /// A value checked by `parse`; its refusal names the file, the line and the key.
-    fn value<T, U>(
+    pub(super) fn value<T, U>(
         &self,
         raw: Option<Spanned<T>>,
         parse: impl Fn(&T) -> Result<U, String>,
@@ -205,17 +212,31 @@ impl Checker<'_> {
         let Some(raw) = raw else { return Ok(None) };
         parse(raw.get_ref())
             .map(Some)
-            .map_err(|why| ConfigError(Located::at(self.text, raw.span()).error(self.path, &why)))
+            .map_err(|why| self.refuse(raw.span(), &why))
+    }
+
+    /// A refusal of what is written at `span`, naming the file, the line and the key.
+    pub(super) fn refuse(&self, span: Range<usize>, why: &str) -> ConfigError {
+        ConfigError(Located::at(self.text, span).error(self.path, why))
+    }
+
+    /// The file, as it was named.
+    pub(super) fn path(&self) -> &Path {
+        self.path
+    }
+
+    /// The directory relative paths in the file are relative to.
+    pub(super) fn directory(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new(""))
     }
 
     /// A path as the file gives it: a relative one is relative to the file's directory,
     /// so that the file means the same whatever the working directory.
-    fn path_in(&self, given: &str) -> Result<PathBuf, String> {
+    pub(super) fn path_in(&self, given: &str) -> Result<PathBuf, String> {
         if given.is_empty() {
             return Err("must not be empty".to_owned());
         }
-        let directory = self.path.parent().unwrap_or(Path::new(""));
-        Ok(directory.join(given))
+        Ok(self.directory().join(given))
     }
 }
 

@@ -96,12 +96,13 @@ impl Report {
         shown: impl FnOnce(&T) -> String,
     ) -> (T, Source) {
         let (value, source) = picked.unwrap_or_else(|| (default(), Source::Default));
-        self.0.push(Entry {
-            key,
-            value: shown(&value),
-            source: source.clone(),
-        });
+        self.note(key.to_owned(), shown(&value), source.clone());
         (value, source)
+    }
+
+    /// Notes a value picked elsewhere (the remote targets, whose keys hold their names).
+    pub(super) fn note(&mut self, key: String, value: String, source: Source) {
+        self.0.push(Entry { key, value, source });
     }
 }
 

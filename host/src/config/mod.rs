@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::ArgMatches;
 use tracing_subscriber::filter::Targets;
 
+use crate::remote::TargetConfig;
 use crate::schedule::Schedule;
 use crate::snapshot::{DEFAULT_BUSY_TIMEOUT, LiveDatabase};
 use crate::{Limits, Retention};
@@ -21,13 +22,18 @@ mod args;
 mod file;
 mod layers;
 mod litegraph;
+mod remote;
 
 pub use args::{
-    GlobalArgs, RetentionArgs, ServeArgs, parse_duration, parse_keep_within, parse_log_filter,
-    parse_schedule,
+    GlobalArgs, RemoteArgs, RetentionArgs, ServeArgs, parse_duration, parse_keep_within,
+    parse_log_filter, parse_schedule,
 };
 pub use file::{FileRetention, FileSettings};
 pub use litegraph::LiteGraphSettings;
+pub use remote::{
+    DEFAULT_ZSTD_LEVEL, Environment, FLAG_TARGET, ProcessEnvironment, RemoteDraft, RemoteUrl,
+    parse_url,
+};
 
 use layers::{Files, Layers, Report, show_duration, show_optional, show_optional_path, show_path};
 
@@ -71,7 +77,7 @@ impl fmt::Display for Source {
 /// redacted) and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub key: &'static str,
+    pub key: String,
     pub value: String,
     pub source: Source,
 }
@@ -94,7 +100,12 @@ pub struct Config {
     pub json: bool,
     pub quiet: bool,
     pub log: Logging,
-    /// Every value above, with where it came from.
+    /// The remote targets, as configured (not yet opened: `Targets::open` checks them).
+    pub remotes: Vec<TargetConfig>,
+    /// What the operator should hear about the settings (a secret in a file others can
+    /// read), said once logging is set up.
+    pub warnings: Vec<String>,
+    /// Every value above, with where it came from (secrets as `<set>`).
     pub report: Vec<Entry>,
     /// The files read, for the settings of `serve` and `prune`.
     files: Files,
@@ -133,6 +144,14 @@ impl Config {
     /// Merges the global options; `matches` are the whole command line's. Reads the
     /// configuration file and LiteGraph's settings file when they are given.
     pub fn new(matches: &ArgMatches) -> Result<Config, ConfigError> {
+        Config::new_in(matches, &ProcessEnvironment)
+    }
+
+    /// [`Config::new`], with the `AWS_*` variables read from `environment`.
+    pub fn new_in(
+        matches: &ArgMatches,
+        environment: &dyn Environment,
+    ) -> Result<Config, ConfigError> {
         let mut report = Report::default();
         let files = Files::default();
         let layers = Layers {
@@ -170,7 +189,17 @@ impl Config {
             matches,
             files: &files,
         };
-        Config::merge(&layers, report)
+        let mut config = Config::merge(&layers, report)?;
+        let mut report = Report::default();
+        config.remotes = remote::targets(&layers, environment, &mut report)?;
+        config.report.extend(report.0);
+        config.warnings.extend(
+            files
+                .config
+                .as_ref()
+                .and_then(|file| remote::readable_secret_warning(&file.path, &file.remotes)),
+        );
+        Ok(config)
     }
 
     fn merge(layers: &Layers, mut report: Report) -> Result<Config, ConfigError> {
@@ -261,6 +290,8 @@ impl Config {
                 filter,
                 colour: !no_color,
             },
+            remotes: Vec::new(),
+            warnings: Vec::new(),
             report: report.0,
             files: layers.files.clone(),
         })

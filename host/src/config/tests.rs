@@ -254,3 +254,305 @@ fn the_help_names_the_defaults_in_force() {
         assert!(global.contains(&default), "--help lacks {default}");
     }
 }
+
+/// An environment for the remote targets' `AWS_*` variables, without touching the process's.
+struct FakeEnvironment(Vec<(&'static str, &'static str)>);
+
+impl Environment for FakeEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
+const RECIPIENT: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+fn with_file(text: &str, args: &[&str], env: &FakeEnvironment) -> Result<Config, String> {
+    let dir = tempfile::tempdir().expect("scratch");
+    let file = dir.path().join("config.toml");
+    fs::write(&file, text).expect("write");
+    let file_arg = file.display().to_string();
+    let mut argv = vec!["--config", file_arg.as_str()];
+    argv.extend_from_slice(args);
+    Config::new_in(&matches(&argv), env).map_err(|e| e.to_string())
+}
+
+#[test]
+fn remote_tables_become_targets() {
+    let config = with_file(
+        &format!(
+            r#"
+[[remote]]
+name = "offsite"
+url = "s3://bucket/lgb/prod/"
+endpoint = "http://127.0.0.1:8014"
+region = "eu-west-1"
+compression = "zstd"
+age_recipients = ["{RECIPIENT}"]
+age_identity_file = "key.txt"
+access_key_id = "AKIDFILE"
+secret_access_key = "file-secret"
+
+[[remote]]
+name = "usb"
+url = "file:///mnt/usb/backups"
+zstd_level = 9
+"#
+        ),
+        &["list"],
+        &FakeEnvironment(vec![]),
+    )
+    .expect("two targets");
+    let [offsite, usb] = &config.remotes[..] else {
+        panic!("{:?}", config.remotes)
+    };
+    let crate::remote::Location::S3 {
+        bucket,
+        prefix,
+        endpoint,
+        region,
+        allow_http,
+        credentials,
+    } = &offsite.location
+    else {
+        panic!("{offsite:?}")
+    };
+    assert_eq!((bucket.as_str(), prefix.as_str()), ("bucket", "lgb/prod"));
+    assert_eq!(endpoint.as_deref(), Some("http://127.0.0.1:8014"));
+    assert_eq!(region.as_deref(), Some("eu-west-1"));
+    assert!(*allow_http, "plain HTTP to loopback needs no saying");
+    let credentials = credentials.as_ref().expect("from the file");
+    assert_eq!(credentials.access_key_id, "AKIDFILE");
+    assert_eq!(credentials.secret_access_key.expose(), "file-secret");
+    assert_eq!(offsite.zstd_level, Some(DEFAULT_ZSTD_LEVEL));
+    assert_eq!(offsite.recipients, [RECIPIENT]);
+    assert!(offsite.identity_files[0].ends_with("key.txt"));
+    assert!(
+        offsite.identity_files[0].is_absolute(),
+        "relative to the file"
+    );
+    assert_eq!(
+        usb.location,
+        crate::remote::Location::Directory("/mnt/usb/backups".into())
+    );
+    assert_eq!(usb.zstd_level, Some(9));
+    assert!(usb.recipients.is_empty());
+}
+
+#[test]
+fn secrets_never_show_in_the_report() {
+    let config = with_file(
+        "[[remote]]\nname = \"offsite\"\nurl = \"s3://b\"\naccess_key_id = \"AKIDFILE\"\n\
+         secret_access_key = \"file-secret\"\nsession_token = \"file-token\"\n",
+        &["config"],
+        &FakeEnvironment(vec![]),
+    )
+    .expect("merges");
+    let shown = format!("{:?} {:?}", config.report, config.remotes);
+    assert!(
+        !shown.contains("file-secret") && !shown.contains("file-token"),
+        "{shown}"
+    );
+    assert_eq!(
+        entry(&config.report, "remote.offsite.secret_access_key").value,
+        "<set>"
+    );
+    assert_eq!(
+        entry(&config.report, "remote.offsite.access_key_id").value,
+        "AKIDFILE"
+    );
+}
+
+#[test]
+fn aws_variables_fill_in_what_the_table_leaves_out() {
+    let env = FakeEnvironment(vec![
+        ("AWS_ACCESS_KEY_ID", "AKIDENV"),
+        ("AWS_SECRET_ACCESS_KEY", "env-secret"),
+        ("AWS_DEFAULT_REGION", "us-west-2"),
+        ("AWS_ENDPOINT_URL", "http://localhost:9000"),
+    ]);
+    let config = with_file(
+        "[[remote]]\nname = \"offsite\"\nurl = \"s3://b/p\"\n",
+        &["list"],
+        &env,
+    )
+    .expect("merges");
+    let crate::remote::Location::S3 {
+        endpoint,
+        region,
+        credentials,
+        allow_http,
+        ..
+    } = &config.remotes[0].location
+    else {
+        panic!("s3")
+    };
+    assert_eq!(endpoint.as_deref(), Some("http://localhost:9000"));
+    assert_eq!(region.as_deref(), Some("us-west-2"));
+    assert!(*allow_http);
+    let credentials = credentials.as_ref().expect("from the environment");
+    assert_eq!(credentials.access_key_id, "AKIDENV");
+    assert_eq!(
+        entry(&config.report, "remote.offsite.secret_access_key").source,
+        Source::Env("AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY".into())
+    );
+    assert_eq!(
+        entry(&config.report, "remote.offsite.region").source,
+        Source::Env("AWS_DEFAULT_REGION".into())
+    );
+
+    let half = FakeEnvironment(vec![("AWS_ACCESS_KEY_ID", "AKIDENV")]);
+    let error = with_file(
+        "[[remote]]\nname = \"o\"\nurl = \"s3://b\"\n",
+        &["list"],
+        &half,
+    )
+    .expect_err("half the credentials");
+    assert!(error.contains("AWS_SECRET_ACCESS_KEY is not"), "{error}");
+}
+
+#[test]
+fn bad_remote_tables_name_their_line_and_key() {
+    let none = FakeEnvironment(vec![]);
+    for (text, expected) in [
+        ("[[remote]]\nurl = \"s3://b\"\n", "needs `name`"),
+        ("[[remote]]\nname = \"o\"\n", "needs `url`"),
+        (
+            "[[remote]]\nname = \"o p\"\nurl = \"s3://b\"\n",
+            "line 2, key `remote.name`",
+        ),
+        ("[[remote]]\nname = \"o\"\nurl = \"s3:///p\"\n", "no bucket"),
+        (
+            "[[remote]]\nname = \"o\"\nurl = \"gs://b\"\n",
+            "gs:// is not a kind of target",
+        ),
+        (
+            "[[remote]]\nname = \"o\"\nurl = \"s3://b\"\ncompression = \"gzip\"\n",
+            "line 4, key `remote.compression`",
+        ),
+        (
+            "[[remote]]\nname = \"o\"\nurl = \"s3://b\"\nzstd_level = 22\n",
+            "1 to 19",
+        ),
+        (
+            "[[remote]]\nname = \"o\"\nurl = \"s3://b\"\nage_recipients = [\"ssh-ed25519 AAAA\"]\n",
+            "not an age X25519 recipient",
+        ),
+        (
+            "[[remote]]\nname = \"o\"\nurl = \"s3://b\"\naccess_key_id = \"A\"\n",
+            "together",
+        ),
+        (
+            "[[remote]]\nname = \"o\"\nurl = \"s3://b\"\nsecret_acess_key = \"x\"\n",
+            "line 4, key `remote.secret_acess_key`",
+        ),
+        (
+            "[[remote]]\nname = \"o\"\nurl = \"/srv/x\"\nendpoint = \"http://127.0.0.1:1\"\n",
+            "s3:// targets only",
+        ),
+        (
+            "[[remote]]\nname = \"o\"\nurl = \"s3://b\"\nendpoint = \"http://10.0.0.5:9000\"\n",
+            "plain HTTP beyond this machine",
+        ),
+        (
+            "[[remote]]\nname = \"o\"\nurl = \"s3://b\"\n[[remote]]\nname = \"o\"\nurl = \"/x\"\n",
+            "configured twice",
+        ),
+    ] {
+        let error = with_file(text, &["list"], &none).expect_err(text);
+        assert!(error.contains(expected), "{text}: {error}");
+    }
+    let allowed = "[[remote]]\nname = \"o\"\nurl = \"s3://b\"\nendpoint = \"http://10.0.0.5:9000\"\nallow_http = true\n";
+    assert!(with_file(allowed, &["list"], &none).is_ok());
+}
+
+#[test]
+fn the_remote_flag_replaces_the_tables_with_one_target() {
+    let config = with_file(
+        "[[remote]]\nname = \"offsite\"\nurl = \"s3://b\"\n",
+        &[
+            "--remote",
+            "s3://other/x",
+            "--remote-endpoint",
+            "http://127.0.0.1:8014",
+            "--age-recipient",
+            RECIPIENT,
+            "--age-identity",
+            "/k/key.txt",
+            "--zstd",
+            "list",
+        ],
+        &FakeEnvironment(vec![]),
+    )
+    .expect("merges");
+    let [target] = &config.remotes[..] else {
+        panic!("{:?}", config.remotes)
+    };
+    assert_eq!(target.name, FLAG_TARGET);
+    assert_eq!(target.zstd_level, Some(DEFAULT_ZSTD_LEVEL));
+    assert_eq!(target.recipients, [RECIPIENT]);
+    assert_eq!(target.identity_files, [PathBuf::from("/k/key.txt")]);
+    assert_eq!(
+        entry(&config.report, "remote.default.url").source,
+        Source::Flag
+    );
+
+    let lone = Cli::command().try_get_matches_from(["litegraph-backup", "--zstd", "list"]);
+    assert!(lone.is_err(), "--zstd without --remote");
+}
+
+#[test]
+fn a_recipients_file_is_read_like_age_reads_it() {
+    let dir = tempfile::tempdir().expect("scratch");
+    fs::write(
+        dir.path().join("recipients.txt"),
+        format!("# the offsite key\n\n{RECIPIENT}\n"),
+    )
+    .expect("write");
+    let file = dir.path().join("config.toml");
+    fs::write(
+        &file,
+        "[[remote]]\nname = \"o\"\nurl = \"d\"\nage_recipients_file = \"recipients.txt\"\n",
+    )
+    .expect("write");
+    let config = Config::new_in(
+        &matches(&["--config", &file.display().to_string(), "list"]),
+        &FakeEnvironment(vec![]),
+    )
+    .expect("merges");
+    assert_eq!(config.remotes[0].recipients, [RECIPIENT]);
+    assert_eq!(
+        config.remotes[0].location,
+        crate::remote::Location::Directory(dir.path().join("d")),
+        "a directory relative to the file"
+    );
+}
+
+#[test]
+fn a_secret_in_a_file_others_can_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("scratch");
+    let file = dir.path().join("config.toml");
+    fs::write(
+        &file,
+        "[[remote]]\nname = \"o\"\nurl = \"s3://b\"\naccess_key_id = \"A\"\nsecret_access_key = \"S\"\n",
+    )
+    .expect("write");
+    let load = || {
+        Config::new_in(
+            &matches(&["--config", &file.display().to_string(), "list"]),
+            &FakeEnvironment(vec![]),
+        )
+        .expect("merges")
+    };
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let warnings = load().warnings;
+    assert!(
+        warnings.iter().any(|w| w.contains("chmod 600")),
+        "{warnings:?}"
+    );
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(load().warnings.is_empty());
+}
