@@ -17,6 +17,7 @@ use litegraph_backup::digests::{digests, upper_hex};
 use litegraph_backup::snapshot::{DEFAULT_BUSY_TIMEOUT, LiveDatabase};
 use litegraph_backup::store::BackupDir;
 use litegraph_backup::{Capabilities, Limits, Policy, Runtime};
+use litegraph_backup_guest::litegraph::backup::remote as guest_remote;
 use litegraph_backup_guest::litegraph::backup::types as guest_types;
 use litegraph_backup_guest::service::{Host as GuestHost, Service};
 use rusqlite::Connection;
@@ -598,6 +599,41 @@ impl GuestHost for &NativeHost {
         Err(guest_types::Error::Io("not used by this benchmark".into()))
     }
     fn restore(&self, _: &str, _: &str) -> Result<(), guest_types::Error> {
+        Err(guest_types::Error::Io("not used by this benchmark".into()))
+    }
+    fn remote_targets(&self) -> Vec<guest_remote::Target> {
+        Vec::new()
+    }
+    fn remote_put_file(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<guest_remote::Upload, guest_types::Error> {
+        Err(guest_types::Error::Io("not used by this benchmark".into()))
+    }
+    fn remote_put(&self, _: &str, _: &str, _: &[u8]) -> Result<(), guest_types::Error> {
+        Err(guest_types::Error::Io("not used by this benchmark".into()))
+    }
+    fn remote_list(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Vec<guest_remote::Object>, guest_types::Error> {
+        Err(guest_types::Error::Io("not used by this benchmark".into()))
+    }
+    fn remote_get(&self, _: &str, _: &str) -> Result<Vec<u8>, guest_types::Error> {
+        Err(guest_types::Error::Io("not used by this benchmark".into()))
+    }
+    fn remote_get_file(
+        &self,
+        _: &str,
+        _: &str,
+        _: &[String],
+    ) -> Result<guest_remote::Download, guest_types::Error> {
+        Err(guest_types::Error::Io("not used by this benchmark".into()))
+    }
+    fn remote_delete(&self, _: &str, _: &str) -> Result<(), guest_types::Error> {
         Err(guest_types::Error::Io("not used by this benchmark".into()))
     }
 }
