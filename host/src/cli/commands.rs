@@ -9,11 +9,12 @@ use super::interrupt::remove_temporaries_on_interrupt;
 use super::output::{TableStyle, Totals, write_details, write_table};
 use super::{Command, Exit, Failure};
 use crate::config::{Config, ServeConfig};
+use crate::remote::Targets;
 use crate::store::BackupDir;
 use crate::{BackupFile, Capabilities, Error, Policy, Runtime};
 
 /// The name `show`, `verify` and `restore` take for the newest backup.
-const LATEST: &str = "latest";
+pub(super) const LATEST: &str = "latest";
 
 /// Runs one command but `serve`; returns the exit status of an answer.
 pub fn run(command: &Command, config: &Config, out: &mut impl Write) -> anyhow::Result<Exit> {
@@ -29,7 +30,13 @@ pub fn run(command: &Command, config: &Config, out: &mut impl Write) -> anyhow::
         Command::Delete { name } => delete(config, plain_name(name), out),
         Command::Verify { name, full } => verify(config, name, *full, out),
         Command::Restore { name } => restore(config, name, out),
-        Command::Serve(_) | Command::Prune(_) | Command::Config(_) => {
+        Command::Serve(_)
+        | Command::Prune(_)
+        | Command::Config(_)
+        | Command::Push(_)
+        | Command::Pull(_)
+        | Command::Recover(_)
+        | Command::Remote(_) => {
             unreachable!("run by cli::run with their own settings")
         }
     }
@@ -230,6 +237,7 @@ pub fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<()> {
     let database = config.live_database();
     let create_database = database_to_create(config, serve)?;
     let policy = policy(config)?;
+    let targets = open_targets(config)?;
     let listener = std::net::TcpListener::bind(&serve.listen)
         .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
         .map_err(|e| {
@@ -266,7 +274,11 @@ pub fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<()> {
     if swept > 0 {
         tracing::info!("removed {swept} temporary files left by an interrupted run");
     }
-    let runtime = Runtime::from_policy(&policy, Capabilities::new(database, backups));
+    for target in targets.describe() {
+        tracing::info!("remote target {target}");
+    }
+    let capabilities = Capabilities::new(database, backups).with_remotes(targets);
+    let runtime = Runtime::from_policy(&policy, capabilities);
     let status = crate::daemon::SharedStatus::new(serve.schedule.as_ref(), serve.retention.clone());
     let state = crate::http::ApiState::new(runtime.clone(), &serve.admin_token)?
         .with_body_timeout(serve.request_timeout)
@@ -392,6 +404,29 @@ pub(super) fn runtime(config: &Config) -> anyhow::Result<Runtime> {
     Ok(Runtime::from_policy(&policy(config)?, capabilities))
 }
 
+/// [`runtime`], lending the remote targets too. They are opened first: a recipient or
+/// identity that cannot be used stops the command before anything is read or written.
+pub(super) fn remote_runtime(config: &Config) -> anyhow::Result<Runtime> {
+    runtime_with(config, open_targets(config)?)
+}
+
+/// [`runtime`], lending these remote targets too.
+pub(super) fn runtime_with(config: &Config, targets: Targets) -> anyhow::Result<Runtime> {
+    let backups = open_backup_dir(config)?;
+    let capabilities = Capabilities::new(config.live_database(), backups).with_remotes(targets);
+    Ok(Runtime::from_policy(&policy(config)?, capabilities))
+}
+
+/// Opens the configured remote targets (none is fine: `serve` then pushes nothing).
+pub(super) fn open_targets(config: &Config) -> anyhow::Result<Targets> {
+    Targets::open(config.remotes.clone()).map_err(|e| {
+        Failure::error(
+            Exit::Refused,
+            format!("cannot use the remote targets: {e:#}"),
+        )
+    })
+}
+
 fn open_backup_dir(config: &Config) -> anyhow::Result<BackupDir> {
     let path = &config.backups.path;
     let shown = path.display();
@@ -423,12 +458,12 @@ pub(super) fn no_backups_yet(config: &Config) -> bool {
 
 /// A name as the policy sees it: a leading `./` is dropped, so that `./latest` names a
 /// backup called `latest`.
-fn plain_name(name: &str) -> &str {
+pub(super) fn plain_name(name: &str) -> &str {
     name.strip_prefix("./").unwrap_or(name)
 }
 
 /// `latest` is the newest backup (the last of `list`); any other name is itself.
-fn resolve(runtime: &Runtime, name: &str, config: &Config) -> anyhow::Result<String> {
+pub(super) fn resolve(runtime: &Runtime, name: &str, config: &Config) -> anyhow::Result<String> {
     if name != LATEST {
         return Ok(plain_name(name).to_owned());
     }
@@ -516,7 +551,7 @@ pub(super) fn explain(error: Error, operation: &Operation, config: &Config) -> a
 
 /// Creates the backup directory and any missing parents; returns those it made, outermost
 /// first.
-fn ensure_directory(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(super) fn ensure_directory(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let missing: Vec<PathBuf> = path
         .ancestors()
         .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())

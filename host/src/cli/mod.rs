@@ -13,6 +13,8 @@ mod commands;
 mod interrupt;
 mod output;
 mod prune;
+mod recover;
+mod remote;
 mod show_config;
 
 use crate::config::{Config, GlobalArgs, RetentionArgs, ServeArgs, ServeConfig};
@@ -46,6 +48,9 @@ Examples:
   litegraph-backup prune --keep-daily 7 --keep-weekly 4 --dry-run
   litegraph-backup serve                       # HTTP API on 127.0.0.1:8701
   litegraph-backup serve --schedule 6h --keep-last 8 --keep-daily 7
+  litegraph-backup push latest                 # to every [[remote]] target in --config
+  litegraph-backup remote list --target offsite
+  litegraph-backup recover --to /srv/litegraph.db --latest   # a lost machine, from offsite
   litegraph-backup --config /etc/litegraph-backup.toml config   # what is in effect, and why
   curl -H 'Authorization: Bearer litegraphadmin' http://localhost:8701/v1.0/backups
 
@@ -59,11 +64,13 @@ environment, which wins over the --config file, which wins over LiteGraph's lite
 const EXIT_CODES: &str = "Exit codes:
   0  success
   1  the answer is no (`exists` of a missing backup)
-  2  refused as given: usage error, invalid name, name taken, bad configuration
+  2  refused as given: usage error, invalid name, name taken (or recover's --to exists), bad
+     configuration, credentials or age keys refused
   3  not found: no such backup, no database, no backup directory
   4  damaged: verification failed, restore refused a backup that fails it, corrupt file
   5  busy: the database or another create or restore held the lock past --busy-timeout
-  6  any other failure (I/O, internal; a prune whose removal failed, the others done)
+  6  any other failure (I/O, internal, a remote target unreachable; a prune whose removal
+     failed, the others done)
   130  interrupted (SIGINT; 143 for SIGTERM) during create or restore; temporaries removed";
 
 /// The command line, with the exit codes in the long help of the program and of each
@@ -159,6 +166,25 @@ pub enum Command {
     /// Remove the backups that no retention rule keeps (restic's `forget` rules).
     #[command(long_about = PRUNE_ABOUT, after_help = PRUNE_EXAMPLES)]
     Prune(PruneArgs),
+    /// Copy backups to the remote targets: offsite copies, encoded as each target says.
+    #[command(long_about = PUSH_ABOUT, after_help = remote::PUSH_EXAMPLES)]
+    Push(PushArgs),
+    /// What a remote target holds, checked and pruned: `remote list`, `remote verify`,
+    /// `remote prune`.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+    /// Copy a backup from a remote target into the backup directory, checked.
+    ///
+    /// Downloaded and decoded into a temporary, its stored and decoded digests checked
+    /// against the target's manifest and SQLite's quick_check run; only then published under
+    /// its name, which must be free (exit 2 when a local backup has it). A mismatch keeps
+    /// nothing (exit 4). The backup directory is created when missing.
+    #[command(after_help = remote::PULL_EXAMPLES)]
+    Pull(PullArgs),
+    /// Make a database file from a backup, local or remote: for a machine that lost
+    /// everything.
+    #[command(long_about = recover::ABOUT, after_help = recover::EXAMPLES)]
+    Recover(RecoverArgs),
     /// Print the effective configuration: each value and where it came from.
     ///
     /// Every setting of every command and of `serve`, with its source: flag, env VARIABLE,
@@ -203,6 +229,110 @@ pub struct PruneArgs {
     /// Decide and print what would be removed, and remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+const PUSH_ABOUT: &str = "\
+Copy backups to the remote targets ([[remote]] in --config, or --remote): offsite copies.
+
+Each backup goes to a fresh object, streamed, compressed and encrypted on this machine as the
+target says (zstd, then age), and hashed as it is read: bytes that are not those recorded
+when the backup was made are refused (exit 4) and nothing is left. A small manifest is
+written last, create-only: an upload without one is unfinished and never used. A target
+that holds the backup already is left as it was. Without --target, every target receives
+it. `latest` names the newest local backup.";
+
+/// Which target a command addresses; needed when several are configured.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArg {
+    /// The remote target, by its name ([[remote]] name = ...; `default` for --remote).
+    /// Needed when several are configured.
+    #[arg(long, env = "LITEGRAPH_BACKUP_TARGET", value_name = "NAME")]
+    pub target: Option<String>,
+}
+
+/// `push`'s options.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The backup to push, or `latest`.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub name: Option<String>,
+    /// Push every local backup that a target does not hold yet, oldest first.
+    #[arg(long)]
+    pub all: bool,
+    /// Push to this target only [default: every target].
+    #[arg(long, env = "LITEGRAPH_BACKUP_TARGET", value_name = "NAME")]
+    pub target: Option<String>,
+}
+
+/// `remote`'s commands.
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// List the backups a target holds, oldest first, from their manifests.
+    #[command(after_help = remote::LIST_EXAMPLES)]
+    List {
+        #[command(flatten)]
+        target: TargetArg,
+    },
+    /// Download, decode and check a remote backup, keeping nothing: exit 0 when sound, 4
+    /// when damaged.
+    ///
+    /// The stored object's SHA-256 and the decoded content's MD5, SHA-1 and SHA-256 are
+    /// checked against the target's manifest, and SQLite's quick_check is run on the
+    /// decoded content. Decrypting needs the target's age identity file.
+    Verify {
+        /// The backup's name, or `latest` (the newest the target holds).
+        name: String,
+        #[command(flatten)]
+        target: TargetArg,
+    },
+    /// Remove from a target the backups no retention rule keeps (the rules of `prune`).
+    ///
+    /// The same rules, protections and reasons as `prune`, applied to what the target holds
+    /// (its newest backup is never removed); also removes objects no manifest names that
+    /// are over an hour old (what interrupted pushes left). Rules also come from
+    /// LITEGRAPH_KEEP_* and [retention] in --config.
+    #[command(after_help = remote::PRUNE_EXAMPLES)]
+    Prune(RemotePruneArgs),
+}
+
+/// `remote prune`'s options.
+#[derive(Debug, Args)]
+pub struct RemotePruneArgs {
+    #[command(flatten)]
+    pub target: TargetArg,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+
+    /// Decide and print what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `pull`'s options.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The backup's name, or `latest` (the newest the target holds).
+    pub name: String,
+    #[command(flatten)]
+    pub target: TargetArg,
+}
+
+/// `recover`'s options.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Where to write the database file; nothing may exist there (missing parent
+    /// directories are created).
+    #[arg(long, value_name = "PATH")]
+    pub to: std::path::PathBuf,
+    /// The backup: a local one (verified first), else pulled from the target.
+    #[arg(required_unless_present = "latest", conflicts_with = "latest")]
+    pub name: Option<String>,
+    /// The newest backup by creation time, among the local ones and the target's.
+    #[arg(long)]
+    pub latest: bool,
+    #[command(flatten)]
+    pub target: TargetArg,
 }
 
 /// `config`'s options: `serve`'s, to show what `serve` would run with.
@@ -267,6 +397,9 @@ pub fn main() -> ExitCode {
         Err(e) => return fail(&e.into()),
     };
     init_logging(&config);
+    for warning in &config.warnings {
+        warn(&cli.command, warning);
+    }
     let result = run(&cli.command, &matches, &config);
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
@@ -292,7 +425,25 @@ fn run(command: &Command, matches: &ArgMatches, config: &Config) -> anyhow::Resu
             let serve = ServeConfig::new(own("config"), config)?;
             show_config::show(config, &serve, &mut out())
         }
+        Command::Push(args) => remote::push(config, args, &mut out()),
+        Command::Pull(args) => remote::pull(config, args, &mut out()),
+        Command::Recover(args) => recover::recover(config, args, &mut out()),
+        Command::Remote(RemoteCommand::Prune(args)) => {
+            let prune = own("remote").subcommand_matches("prune").unwrap_or(matches);
+            let (rules, _) = config.retention(prune);
+            remote::prune(config, args, &rules, &mut out())
+        }
+        Command::Remote(command) => remote::run(command, config, &mut out()),
         command => commands::run(command, config, &mut out()),
+    }
+}
+
+/// A warning about the settings: in `serve`'s log, or on stderr for a command (whose log
+/// shows errors only).
+fn warn(command: &Command, warning: &str) {
+    match command {
+        Command::Serve(_) => tracing::warn!("{warning}"),
+        _ => eprintln!("warning: {warning}"),
     }
 }
 

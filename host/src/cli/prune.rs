@@ -40,7 +40,8 @@ pub fn prune(
     } else if !config.quiet {
         write_decisions(out, &decisions, dry_run)?;
     }
-    match failed_removals(&decisions, config) {
+    let place = config.backups.path.display().to_string();
+    match failed_removals(&decisions, &place) {
         Some(failure) => Err(failure),
         None => Ok(Exit::Success),
     }
@@ -48,7 +49,7 @@ pub fn prune(
 
 /// The error of a prune whose removals did not all go through: each one that failed, and
 /// why; `None` when none did.
-fn failed_removals(decisions: &[PruneDecision], config: &Config) -> Option<anyhow::Error> {
+pub(super) fn failed_removals(decisions: &[PruneDecision], place: &str) -> Option<anyhow::Error> {
     let failed: Vec<String> = decisions
         .iter()
         .filter_map(|d| {
@@ -63,10 +64,9 @@ fn failed_removals(decisions: &[PruneDecision], config: &Config) -> Option<anyho
     Some(Failure::error(
         Exit::Failed,
         format!(
-            "{} of {} removals in {} failed (the other {removed} went through): {}",
+            "{} of {} removals in {place} failed (the other {removed} went through): {}",
             failed.len(),
             failed.len() + removed,
-            config.backups.path.display(),
             failed.join("; ")
         ),
     ))
@@ -82,7 +82,7 @@ fn action(decision: &PruneDecision, dry_run: bool) -> &'static str {
     }
 }
 
-fn write_decisions(
+pub(super) fn write_decisions(
     out: &mut impl Write,
     decisions: &[PruneDecision],
     dry_run: bool,
@@ -164,13 +164,6 @@ mod tests {
         }
     }
 
-    fn config() -> Config {
-        let matches = <crate::cli::Cli as clap::CommandFactory>::command()
-            .try_get_matches_from(["litegraph-backup", "--backups", "/b", "list"])
-            .expect("parses");
-        Config::new(&matches).expect("merges")
-    }
-
     #[test]
     fn a_failed_removal_exits_6_and_names_it() {
         let decisions = [
@@ -178,7 +171,7 @@ mod tests {
             decision("b.db", false, None),
             decision("c.db", true, None),
         ];
-        let failure = failed_removals(&decisions, &config()).expect("a failure");
+        let failure = failed_removals(&decisions, "/b").expect("a failure");
         let failure = failure
             .downcast_ref::<Failure>()
             .expect("with its exit status");
@@ -193,7 +186,7 @@ mod tests {
                 .message
                 .contains("a.db: cannot remove: Is a directory")
         );
-        assert!(failed_removals(&decisions[1..], &config()).is_none());
+        assert!(failed_removals(&decisions[1..], "/b").is_none());
     }
 
     #[test]

@@ -482,7 +482,8 @@ fn the_remote_flag_replaces_the_tables_with_one_target() {
             "--age-identity",
             "/k/key.txt",
             "--zstd",
-            "list",
+            "push",
+            "--all",
         ],
         &FakeEnvironment(vec![]),
     )
