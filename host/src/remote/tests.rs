@@ -412,3 +412,15 @@ fn no_targets_refuse_every_call() {
     let put = ctx.put("offsite".into(), "k".into(), vec![]);
     assert!(matches!(put, Err(Error::NotPermitted(_))), "{put:?}");
 }
+
+#[test]
+fn plain_upload_stores_the_file_as_it_is() {
+    let setup = Setup::new();
+    let source = setup.backup("x.db", 9 * MIB);
+    let targets = Targets::open(vec![setup.config(Some(3), true)]).expect("opens");
+    let sent = targets
+        .plain_upload("offsite", "plain/x.db", &setup.backups.path().join("x.db"))
+        .expect("uploaded");
+    assert_eq!(sent, source.len() as u64);
+    assert!(read(&setup.stored("plain/x.db")) == source);
+}

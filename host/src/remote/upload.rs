@@ -235,3 +235,40 @@ impl Write for PartSink {
         Ok(())
     }
 }
+
+impl Targets {
+    /// The floor for the benchmarks: `path` uploaded to `key` as it is, a plain object_store
+    /// multipart upload in the same parts, with no hashing, encoding or create-only check.
+    /// Returns the bytes sent.
+    pub fn plain_upload(
+        &self,
+        target: &str,
+        key: &str,
+        path: &std::path::Path,
+    ) -> anyhow::Result<u64> {
+        let target = self
+            .find(target)
+            .ok_or_else(|| anyhow::anyhow!("no remote target is named {target:?}"))?;
+        let location = super::keys::object_path(key).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut file = std::fs::File::open(path)?;
+        let store = Arc::clone(&target.store);
+        let sent = self.block_on(async move {
+            let upload = store.put_multipart(&location).await?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+            let mut sent = 0;
+            loop {
+                writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                let mut part = Vec::with_capacity(PART_BYTES);
+                // A blocking read on a runtime thread: acceptable for a measurement only.
+                let n = (&mut file).take(PART_BYTES as u64).read_to_end(&mut part)?;
+                if n == 0 {
+                    writer.finish().await?;
+                    return anyhow::Ok(sent);
+                }
+                sent += n as u64;
+                writer.put(Bytes::from(part));
+            }
+        });
+        sent.ok_or_else(|| anyhow::anyhow!("no remote target is configured"))?
+    }
+}
