@@ -279,7 +279,8 @@ pub fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<()> {
     }
     let capabilities = Capabilities::new(database, backups).with_remotes(targets);
     let runtime = Runtime::from_policy(&policy, capabilities);
-    let status = crate::daemon::SharedStatus::new(serve.schedule.as_ref(), serve.retention.clone());
+    let status = crate::daemon::SharedStatus::new(serve.schedule.as_ref(), serve.retention.clone())
+        .with_remotes(runtime.capabilities().remotes.names());
     let state = crate::http::ApiState::new(runtime.clone(), &serve.admin_token)?
         .with_body_timeout(serve.request_timeout)
         .with_schedule(status.clone());

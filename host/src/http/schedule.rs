@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::errors::{ApiError, ErrorKind, json_response};
 use super::routes::{query_flag, read_body};
 use super::{ApiState, LogNote, Weight};
-use crate::daemon::{Run, ScheduleStatus};
+use crate::daemon::{PruneRecord, PushRecord, RemoteStatus, Run, ScheduleStatus};
 use crate::wire::Timestamp;
 use crate::{PruneDecision, Retention};
 
@@ -171,6 +171,9 @@ struct ScheduleJson {
     running_since: Option<Timestamp>,
     #[serde(rename = "LastRun")]
     last_run: Option<RunJson>,
+    /// Each remote target with its last push and prune (empty without targets).
+    #[serde(rename = "Remotes")]
+    remotes: Vec<RemoteJson>,
 }
 
 impl From<ScheduleStatus> for ScheduleJson {
@@ -181,6 +184,75 @@ impl From<ScheduleStatus> for ScheduleJson {
             next_run: status.next_run.map(timestamp),
             running_since: status.running_since.map(timestamp),
             last_run: status.last_run.map(RunJson::from),
+            remotes: status.remotes.into_iter().map(RemoteJson::from).collect(),
+        }
+    }
+}
+
+/// One remote target's offsite state, as the API shows it.
+#[derive(Serialize)]
+struct RemoteJson {
+    #[serde(rename = "Target")]
+    target: String,
+    #[serde(rename = "LastPush")]
+    last_push: Option<PushJson>,
+    #[serde(rename = "LastPrune")]
+    last_prune: Option<RemotePruneJson>,
+}
+
+#[derive(Serialize)]
+struct PushJson {
+    #[serde(rename = "EndedUtc")]
+    ended: Timestamp,
+    #[serde(rename = "Backup")]
+    backup: String,
+    /// `Succeeded` or `Failed`.
+    #[serde(rename = "Outcome")]
+    outcome: &'static str,
+    /// False when the target held the backup already; null when the push failed.
+    #[serde(rename = "Uploaded")]
+    uploaded: Option<bool>,
+    #[serde(rename = "Error")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RemotePruneJson {
+    #[serde(rename = "EndedUtc")]
+    ended: Timestamp,
+    #[serde(rename = "Outcome")]
+    outcome: &'static str,
+    #[serde(rename = "Removed")]
+    removed: Option<usize>,
+    #[serde(rename = "Error")]
+    error: Option<String>,
+}
+
+fn outcome(error: &Option<String>) -> &'static str {
+    if error.is_none() {
+        "Succeeded"
+    } else {
+        "Failed"
+    }
+}
+
+impl From<RemoteStatus> for RemoteJson {
+    fn from(status: RemoteStatus) -> Self {
+        RemoteJson {
+            target: status.target,
+            last_push: status.last_push.map(|push: PushRecord| PushJson {
+                ended: timestamp(push.at),
+                backup: push.backup,
+                outcome: outcome(&push.error),
+                uploaded: push.uploaded,
+                error: push.error,
+            }),
+            last_prune: status.last_prune.map(|prune: PruneRecord| RemotePruneJson {
+                ended: timestamp(prune.at),
+                outcome: outcome(&prune.error),
+                removed: prune.removed,
+                error: prune.error,
+            }),
         }
     }
 }
@@ -259,6 +331,43 @@ mod tests {
             let error = requested_rules(refused.as_bytes()).expect_err(refused);
             assert_eq!(error.kind, ErrorKind::BadRequest, "{refused}");
         }
+    }
+
+    #[test]
+    fn each_remote_target_shows_its_last_push_and_prune() {
+        let status = ScheduleStatus {
+            remotes: vec![
+                RemoteStatus {
+                    target: "offsite".into(),
+                    last_push: Some(PushRecord {
+                        at: UNIX_EPOCH,
+                        backup: "litegraph-backup-19700101-000000.db".into(),
+                        uploaded: None,
+                        error: Some("unreachable".into()),
+                    }),
+                    last_prune: None,
+                },
+                RemoteStatus {
+                    target: "usb".into(),
+                    last_push: None,
+                    last_prune: Some(PruneRecord {
+                        at: UNIX_EPOCH,
+                        removed: Some(2),
+                        error: None,
+                    }),
+                },
+            ],
+            ..ScheduleStatus::default()
+        };
+        let json = serde_json::to_value(ScheduleJson::from(status)).expect("JSON");
+        let remotes = &json["Remotes"];
+        assert_eq!(remotes[0]["Target"], "offsite");
+        assert_eq!(remotes[0]["LastPush"]["Outcome"], "Failed");
+        assert_eq!(remotes[0]["LastPush"]["Error"], "unreachable");
+        assert_eq!(remotes[0]["LastPush"]["Uploaded"], serde_json::Value::Null);
+        assert_eq!(remotes[0]["LastPrune"], serde_json::Value::Null);
+        assert_eq!(remotes[1]["LastPrune"]["Outcome"], "Succeeded");
+        assert_eq!(remotes[1]["LastPrune"]["Removed"], 2);
     }
 
     #[test]

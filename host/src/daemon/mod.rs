@@ -2,6 +2,9 @@
 //! caller of the same [`Runtime`] the edges call (create under the policy's default name,
 //! verify it, then prune when retention rules are configured), never a second code path.
 //!
+//! After a run's backup is verified it goes offsite ([`offsite`]): pushed to every remote
+//! target, then each target's retention applied with the same rules.
+//!
 //! One thread makes the runs one after the other, so they never overlap here, and the
 //! operation lock keeps a run apart from any other process's create or restore. The guest
 //! calls block (SQLite, files), so that thread is never one of the async workers.
@@ -13,6 +16,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::schedule::Schedule;
 use crate::{Error, PruneDecision, Retention, Runtime};
+
+mod offsite;
+
+pub use offsite::{PruneRecord, PushRecord, RemoteStatus};
 
 /// How the policy's default names begin: the backups the schedule makes (a create without
 /// a name makes the same), whose newest tells whether a run was missed while down.
@@ -81,6 +88,8 @@ pub struct ScheduleStatus {
     /// When the run in progress started.
     pub running_since: Option<SystemTime>,
     pub last_run: Option<Run>,
+    /// Each remote target, in the operator's order, with its last push and prune.
+    pub remotes: Vec<RemoteStatus>,
 }
 
 /// [`ScheduleStatus`], shared between the schedule's thread and its readers.
@@ -94,6 +103,12 @@ impl SharedStatus {
             retention,
             ..ScheduleStatus::default()
         })))
+    }
+
+    /// Follows these remote targets too (the runs push to them).
+    pub fn with_remotes(self, names: Vec<String>) -> SharedStatus {
+        self.lock().remotes = names.into_iter().map(RemoteStatus::new).collect();
+        self
     }
 
     /// The status now.
@@ -179,6 +194,14 @@ impl Daemon {
             "scheduled backups {schedule}; retention: {}",
             describe(&retention)
         );
+        let targets = runtime.capabilities().remotes.names();
+        if !targets.is_empty() {
+            tracing::info!(
+                "each verified scheduled backup goes to the remote targets {} (their retention \
+                 by the same rules)",
+                targets.join(", ")
+            );
+        }
         let scheduler = Scheduler {
             runtime,
             schedule,
@@ -312,6 +335,10 @@ impl Scheduler {
         match self.retrying_busy(next, || self.runtime.create(None)) {
             Ok(backup) => {
                 self.verify(&mut run, &backup.filename);
+                // Only a backup that passed verification goes offsite.
+                if run.verified == Some(true) {
+                    self.offsite(&mut run, &backup.filename);
+                }
                 run.backup = Some(backup.filename);
                 if !self.retention.is_empty() {
                     self.prune(&mut run, next);
