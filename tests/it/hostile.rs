@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use litegraph_backup::remote::{Location, TargetConfig, Targets};
 use litegraph_backup::{Error, Limits, Policy, Runtime};
 use litegraph_backup_tests::file_sha256;
 
@@ -127,6 +128,48 @@ fn every_escape_is_refused_by_the_host() {
             .expect("stat")
             .is_symlink()
     );
+}
+
+#[test]
+fn every_escape_through_a_remote_target_is_refused_by_the_host() {
+    let deployment = bait();
+    let root = deployment.root.path();
+    let target = root.join("offsite");
+    fs::create_dir(&target).expect("mkdir");
+    let remotes = Targets::open(vec![TargetConfig {
+        name: "offsite".into(),
+        location: Location::Directory(target.clone()),
+        zstd_level: None,
+        recipients: Vec::new(),
+        identity_files: Vec::new(),
+    }])
+    .expect("a directory target opens");
+    let capabilities = deployment
+        .runtime()
+        .capabilities()
+        .clone()
+        .with_remotes(remotes);
+    let policy = Policy::from_component(HOSTILE, LIMITS).expect("the fixture compiles");
+    let runtime = Runtime::from_policy(&policy, capabilities);
+    let before = deployment.tree();
+
+    let result = runtime.push("real.db", Some("offsite"));
+
+    assert!(
+        matches!(&result, Err(Error::NotPermitted(why)) if why == "all 7 attempts refused"),
+        "{result:?}"
+    );
+    assert_eq!(
+        deployment.tree(),
+        before,
+        "nothing beside the directory changed"
+    );
+    assert_eq!(
+        fs::read_dir(&target).expect("list").count(),
+        0,
+        "nothing was written to the target"
+    );
+    assert!(!root.join("escaped").exists());
 }
 
 #[test]
