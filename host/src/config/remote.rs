@@ -408,11 +408,12 @@ fn complete(
                 None => environment_credentials(environment).map_err(refuse)?,
             };
             report_s3(report, &draft.name, &endpoint, &region, &credentials);
-            report.note(
-                key("allow_http"),
-                allow_http.to_string(),
-                draft.source.clone(),
-            );
+            // Plain HTTP to loopback is allowed without saying so: a default, not a setting.
+            let source = match draft.allow_http {
+                Some(_) => draft.source.clone(),
+                None => Source::Default,
+            };
+            report.note(key("allow_http"), allow_http.to_string(), source);
             Location::S3 {
                 bucket: bucket.clone(),
                 prefix: prefix.clone(),
