@@ -396,9 +396,8 @@ fn verify(
         return Err(Failure::error(
             Exit::Damaged,
             format!(
-                "{name} on remote target {target} failed verification ({} problem{})",
-                verdict.problems.len(),
-                if verdict.problems.len() == 1 { "" } else { "s" }
+                "{name} on remote target {target} failed verification: {}",
+                verdict.problems.join("; ")
             ),
         ));
     }
