@@ -55,17 +55,7 @@ pub fn recover(config: &Config, args: &RecoverArgs, out: &mut impl Write) -> any
             .map_err(|e| explain_remote(e, &RemoteOperation::Pull(&name, target), config))?,
     };
     let to = &args.to;
-    write_copy(&runtime, &backup, to).inspect_err(|_| remove_copy(to))?;
-    if let Err(findings) = integrity_check(to) {
-        remove_copy(to);
-        return Err(Failure::error(
-            Exit::Damaged,
-            format!(
-                "{} failed SQLite's integrity_check and was removed: {findings}",
-                to.display()
-            ),
-        ));
-    }
+    materialise(&runtime, &backup, to)?;
     if config.json {
         writeln!(out, "{}", serde_json::to_string(&backup)?)?;
     } else if !config.quiet {
@@ -192,11 +182,74 @@ fn verified_local(runtime: &Runtime, name: &str, config: &Config) -> anyhow::Res
         .map_err(|e| explain(e, &Operation::Show(name), config))
 }
 
-/// Copies the backup's bytes to `to` (created, never replaced), comparing their SHA-256
-/// with the one recorded, then flushes the file and its directory.
-fn write_copy(runtime: &Runtime, backup: &BackupFile, to: &Path) -> anyhow::Result<()> {
+/// Puts the backup's bytes at `to`, which never holds anything but a whole, checked
+/// database: they are copied to a hidden temporary beside it (`.NAME.lgb-recover-PID`),
+/// hashed as they are written and compared with the recorded SHA-256, flushed, checked with
+/// SQLite's `integrity_check`, and only then linked to `to` (a hard link, which never
+/// replaces a file) and the temporary removed. An interrupted recover leaves at most the
+/// temporary, never a partial file under the name asked for.
+fn materialise(runtime: &Runtime, backup: &BackupFile, to: &Path) -> anyhow::Result<()> {
+    let directory = parent_of(to);
+    std::fs::create_dir_all(&directory).map_err(|e| {
+        Failure::error(
+            Exit::Failed,
+            format!("cannot create the directory {}: {e}", directory.display()),
+        )
+    })?;
+    let temporary = temporary_beside(to);
+    let checked = write_copy(runtime, backup, &temporary, to).and_then(|()| {
+        integrity_check(&temporary).map_err(|findings| {
+            Failure::error(
+                Exit::Damaged,
+                format!(
+                    "the copy of {} failed SQLite's integrity_check, nothing was written to {}: \
+                     {findings}",
+                    backup.filename,
+                    to.display()
+                ),
+            )
+        })
+    });
+    let published = checked.and_then(|()| {
+        std::fs::hard_link(&temporary, to).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => exists(to),
+            _ => Failure::error(Exit::Failed, format!("cannot create {}: {e}", to.display())),
+        })
+    });
+    remove_copy(&temporary);
+    published?;
+    File::open(&directory)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| {
+            Failure::error(
+                Exit::Failed,
+                format!("cannot flush the directory {}: {e}", directory.display()),
+            )
+        })
+}
+
+/// A hidden name beside `to`, unique to this process.
+fn temporary_beside(to: &Path) -> PathBuf {
+    let name = to
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "recovered.db".to_owned());
+    parent_of(to).join(format!(".{name}.lgb-recover-{}", std::process::id()))
+}
+
+/// Copies the backup's bytes to `copy_path` (created, never replaced), comparing their
+/// SHA-256 with the one recorded, then flushes the file.
+fn write_copy(
+    runtime: &Runtime,
+    backup: &BackupFile,
+    copy_path: &Path,
+    to: &Path,
+) -> anyhow::Result<()> {
     let failed = |what: &str, e: io::Error| {
-        Failure::error(Exit::Failed, format!("cannot {what} {}: {e}", to.display()))
+        Failure::error(
+            Exit::Failed,
+            format!("cannot {what} {}: {e}", copy_path.display()),
+        )
     };
     let mut source = runtime
         .capabilities()
@@ -208,27 +261,19 @@ fn write_copy(runtime: &Runtime, backup: &BackupFile, to: &Path) -> anyhow::Resu
                 format!("cannot read backup {}: {e}", backup.filename),
             )
         })?;
-    let directory = parent_of(to);
-    std::fs::create_dir_all(&directory).map_err(|e| failed("create the directory of", e))?;
     let mut copy = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(to)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => exists(to),
-            _ => failed("create", e),
-        })?;
+        .open(copy_path)
+        .map_err(|e| failed("create", e))?;
     let sha256 = copy_hashed(&mut source, &mut copy).map_err(|e| failed("write", e))?;
     copy.sync_all().map_err(|e| failed("flush", e))?;
-    File::open(&directory)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|e| failed("flush the directory of", e))?;
     if !sha256.eq_ignore_ascii_case(&backup.sha256_hash) {
         return Err(Failure::error(
             Exit::Damaged,
             format!(
                 "the copy of {} read SHA-256 {sha256}, not the recorded {}: the backup changed \
-                 while it was copied; {} was removed",
+                 while it was copied; nothing was written to {}",
                 backup.filename,
                 backup.sha256_hash,
                 to.display()
