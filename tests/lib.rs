@@ -1,6 +1,9 @@
-//! Test kit for litegraph-backup: LiteGraph-like databases of any size, and the checks the
-//! end-to-end tests and the benchmarks share. It depends on SQLite only, not on the host, so
-//! the host's benchmarks can use it too.
+//! Test kit for litegraph-backup: LiteGraph-like databases of any size, the checks the
+//! end-to-end tests and the benchmarks share, and a loopback S3 server. It does not depend on
+//! the host, so the host's benchmarks can use it too.
+
+#[path = "s3_service.rs"]
+pub mod s3_server;
 
 use std::collections::BTreeMap;
 use std::path::Path;

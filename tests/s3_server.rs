@@ -19,10 +19,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
-use s3s::auth::SimpleAuth;
-use s3s::service::{S3Service, S3ServiceBuilder};
+use litegraph_backup_tests::s3_server::{serve, service};
 use tokio::net::TcpListener;
 
 const USAGE: &str = "usage: s3-test-server --root DIR --access-key K --secret-key S \
@@ -65,41 +62,6 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     })
 }
 
-fn service(options: &Options) -> Result<S3Service, String> {
-    if let Some(bucket) = &options.bucket {
-        // A bucket is a directory of the root for s3s-fs.
-        std::fs::create_dir_all(options.root.join(bucket))
-            .map_err(|e| format!("create bucket {bucket:?}: {e}"))?;
-    }
-    let store = s3s_fs::FileSystem::new(&options.root)
-        .map_err(|e| format!("serve {}: {e:?}", options.root.display()))?;
-    let mut builder = S3ServiceBuilder::new(store);
-    builder.set_auth(SimpleAuth::from_single(
-        options.access_key.clone(),
-        options.secret_key.clone(),
-    ));
-    Ok(builder.build())
-}
-
-async fn serve(listener: TcpListener, service: S3Service) {
-    loop {
-        let socket = match listener.accept().await {
-            Ok((socket, _)) => socket,
-            Err(error) => {
-                eprintln!("accept: {error}");
-                continue;
-            }
-        };
-        let service = service.clone();
-        tokio::spawn(async move {
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(socket), service);
-            if let Err(error) = connection.await {
-                eprintln!("connection: {error}");
-            }
-        });
-    }
-}
-
 /// Ends the process when stdin reaches its end (or fails): the parent has gone. A thread of
 /// its own, as tokio's stdin needs a feature nothing else in the workspace uses.
 fn exit_when_stdin_closes() {
@@ -116,7 +78,12 @@ fn exit_when_stdin_closes() {
 }
 
 async fn run(options: Options) -> Result<(), String> {
-    let service = service(&options)?;
+    let service = service(
+        &options.root,
+        &options.access_key,
+        &options.secret_key,
+        options.bucket.as_deref(),
+    )?;
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, options.port));
     let listener = TcpListener::bind(address)
         .await

@@ -22,13 +22,16 @@ use litegraph_backup_guest::litegraph::backup::types as guest_types;
 use litegraph_backup_guest::service::{Host as GuestHost, Service};
 use rusqlite::Connection;
 
+#[path = "compare/offsite.rs"]
+mod offsite;
+
 /// What to measure, from the command line.
 struct Options {
     size_mib: u64,
     repetitions: usize,
     http_seconds: f64,
     quick: bool,
-    /// Only this section (backup, digests, metadata, boundary, http, writer).
+    /// Only this section (backup, digests, metadata, boundary, http, writer, offsite).
     only: Option<String>,
 }
 
@@ -203,6 +206,9 @@ fn main() {
     }
     if run("writer") {
         writer_during_backup(&options, &database, &scratch);
+    }
+    if run("offsite") {
+        offsite::offsite(&options, &database, &scratch);
     }
     let _ = fs::remove_dir_all(&scratch);
 }
