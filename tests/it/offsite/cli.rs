@@ -11,7 +11,7 @@ use litegraph_backup_tests::{create_litegraph_database_of_size, file_sha256};
 use crate::support::s3::{age_decrypt, zstd_decompress};
 use crate::support::{Deployment, stderr, stdout};
 
-use super::setup::{Encoding, Offsite, assert_no_plaintext};
+use super::setup::{Encoding, Offsite, PREFIX, assert_no_plaintext};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -164,4 +164,65 @@ fn flip_a_byte(path: &Path) {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xFF;
     std::fs::write(path, bytes).expect("write the object back");
+}
+
+#[test]
+fn remote_list_describes_each_copy_and_remote_prune_applies_the_rules_to_the_target() {
+    let offsite = Offsite::new(Deployment::with_nodes(100), Encoding::ZstdAge);
+    for name in ["a.db", "b.db", "c.db"] {
+        offsite.ok(&["create", name]);
+    }
+    offsite.ok(&["push", "--all"]);
+
+    let listed = offsite.ok(&["remote", "list", "--json"]);
+    let copies: serde_json::Value = serde_json::from_str(&stdout(&listed)).expect("JSON");
+    let copies = copies.as_array().expect("an array");
+    assert_eq!(copies.len(), 3, "{copies:?}");
+    for copy in copies {
+        let name = copy["Backup"]["Filename"].as_str().expect("a name");
+        let local = offsite.deployment.backup(name);
+        assert_eq!(copy["Target"], "offsite");
+        assert_eq!(
+            copy["Backup"]["SHA256Hash"].as_str(),
+            Some(file_sha256(&local).expect("hash").as_str())
+        );
+        let key = format!("{PREFIX}/{}", copy["Key"].as_str().expect("a key"));
+        let object = offsite.server.object_path(&key);
+        assert_eq!(
+            copy["StoredLength"],
+            std::fs::metadata(&object).expect("stat").len()
+        );
+        assert_eq!(
+            copy["StoredSHA256Hash"].as_str(),
+            Some(file_sha256(&object).expect("hash").as_str())
+        );
+        assert_eq!(copy["Encoding"], serde_json::json!(["zstd", "age"]));
+    }
+
+    let stored = offsite.server.stored_digests();
+    // Backups a person named are kept unless the rules include them, as `prune` does.
+    let rules = ["--keep-last", "1", "--include-named"];
+    let dry_run = offsite.ok(&[&["remote", "prune", "--dry-run"][..], &rules].concat());
+    assert!(stdout(&dry_run).contains("a.db"), "{}", stdout(&dry_run));
+    assert_eq!(
+        offsite.server.stored_digests(),
+        stored,
+        "a dry run removes nothing"
+    );
+
+    offsite.ok(&[&["remote", "prune"][..], &rules].concat());
+    let (data, manifest) = offsite.stored_keys("c.db");
+    let kept: Vec<String> = offsite
+        .server
+        .objects()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(kept, vec![data, manifest], "the newest backup only");
+    for name in ["a.db", "b.db", "c.db"] {
+        assert!(
+            offsite.deployment.backup(name).exists(),
+            "local {name} untouched"
+        );
+    }
 }
