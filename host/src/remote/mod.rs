@@ -15,7 +15,9 @@ mod config;
 mod download;
 mod encoding;
 mod errors;
+mod journal;
 mod keys;
+mod multipart;
 mod targets;
 mod upload;
 
@@ -108,7 +110,18 @@ impl remote::Host for RemoteCtx {
         let path = object_path(&key)?;
         self.backups.in_place()?;
         let source = self.backups.open_confined(&name)?;
-        self.targets.put_file(remote, &key, path, &name, source)
+        // What an interrupted run left on this target goes first; failing that is no reason
+        // not to push.
+        if let Err(e) = self.targets.sweep_abandoned_uploads(&self.backups, &target) {
+            tracing::warn!(
+                "{}: cannot read the upload journal of {}: {e}",
+                remote.shown,
+                self.backups.path().display()
+            );
+        }
+        let journal = journal::Journal::of(&self.backups);
+        self.targets
+            .put_file(remote, &key, path, journal, (&name, source))
     }
 
     fn put(&mut self, target: String, key: String, contents: Vec<u8>) -> Result<(), Error> {
@@ -180,5 +193,7 @@ impl remote::Host for RemoteCtx {
     }
 }
 
+#[cfg(test)]
+mod journal_tests;
 #[cfg(test)]
 mod tests;

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
+use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
@@ -26,10 +27,36 @@ const MAX_RETRIES: usize = 4;
 pub(crate) struct Target {
     pub(crate) config: TargetConfig,
     pub(crate) store: Arc<dyn ObjectStore>,
+    /// The same store below the object_store trait, for multipart uploads and the journal.
+    pub(crate) parts: Parts,
     pub(crate) recipients: Vec<age::x25519::Recipient>,
     pub(crate) identities: Vec<Box<dyn age::Identity + Send + Sync>>,
     /// How messages name it: `remote target offsite (http://127.0.0.1:9000)`.
     pub(crate) shown: String,
+}
+
+/// What a multipart upload goes through, below the `ObjectStore` trait object: cleaning up
+/// after a process killed mid-upload needs the upload's id (S3) or the store's own staging
+/// files (a directory), which the trait keeps to itself.
+#[derive(Clone)]
+pub(crate) enum Parts {
+    /// The bucket itself, and the target's prefix applied by hand: the journal records
+    /// full object paths, so a prefix changed since still finds the upload.
+    S3 {
+        bucket: Arc<AmazonS3>,
+        prefix: Path,
+    },
+    Directory(Arc<LocalFileSystem>),
+}
+
+impl Parts {
+    /// Where `path` (relative to the target's root) is on the store below.
+    pub(crate) fn full_path(&self, path: &Path) -> Path {
+        match self {
+            Parts::S3 { prefix, .. } => prefix.parts().chain(path.parts()).collect(),
+            Parts::Directory(_) => path.clone(),
+        }
+    }
 }
 
 /// The targets the operator configured, opened and checked at start-up.
@@ -151,7 +178,7 @@ fn open_target(config: TargetConfig) -> anyhow::Result<Target> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let identities = read_identities(&config)?;
-    let (store, shown) = match &config.location {
+    let (store, parts, shown) = match &config.location {
         Location::Directory(path) => {
             if !path.is_dir() {
                 bail!(
@@ -162,8 +189,10 @@ fn open_target(config: TargetConfig) -> anyhow::Result<Target> {
             let store = LocalFileSystem::new_with_prefix(path)
                 .with_context(|| format!("remote target {name}: directory {}", path.display()))?
                 .with_fsync(true);
+            let store = Arc::new(store);
             let shown = format!("remote target {name} ({})", path.display());
-            (Arc::new(store) as Arc<dyn ObjectStore>, shown)
+            let parts = Parts::Directory(Arc::clone(&store));
+            (store as Arc<dyn ObjectStore>, parts, shown)
         }
         Location::S3 {
             bucket,
@@ -184,18 +213,24 @@ fn open_target(config: TargetConfig) -> anyhow::Result<Target> {
                 *allow_http,
                 credentials.as_ref(),
             )?;
-            let store: Arc<dyn ObjectStore> = match prefix.trim_matches('/') {
+            let prefix = prefix.trim_matches('/');
+            let parts = Parts::S3 {
+                bucket: Arc::new(s3.clone()),
+                prefix: Path::from(prefix),
+            };
+            let store: Arc<dyn ObjectStore> = match prefix {
                 "" => Arc::new(s3),
                 prefix => Arc::new(PrefixStore::new(s3, prefix)),
             };
             let place = endpoint.clone().unwrap_or_else(|| "AWS S3".to_owned());
             let shown = format!("remote target {name} ({place}, bucket {bucket})");
-            (store, shown)
+            (store, parts, shown)
         }
     };
     Ok(Target {
         config,
         store,
+        parts,
         recipients,
         identities,
         shown,

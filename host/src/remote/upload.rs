@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::encoding::encode;
-use super::targets::{Target, Targets};
+use super::journal::Journal;
+use super::multipart::{BeginFailure, begin, close_off_thread};
+use super::targets::{Parts, Target, Targets};
 use crate::bindings::Error;
 use crate::bindings::litegraph::backup::remote::Upload;
 use crate::digests::upper_hex;
@@ -38,23 +40,42 @@ enum UploadFailure {
     /// `key` names an object already.
     Taken,
     Store(object_store::Error),
+    /// The upload could not be recorded in the journal: nothing was sent.
+    Journal(std::io::Error),
     /// The encoder stopped before the end (a read error): nothing was completed.
     Abandoned,
 }
 
+/// Where an upload goes, and the journal that records it while it is under way.
+struct Destination {
+    store: Arc<dyn ObjectStore>,
+    parts: Parts,
+    target: String,
+    path: Path,
+    journal: Journal,
+}
+
 impl Targets {
-    /// Encodes and uploads `source` (the file `name`) to `key`.
+    /// Encodes and uploads `source` (the file `name`) to `key`; a multipart upload is
+    /// recorded in `journal` while under way.
     pub(crate) fn put_file(
         &self,
         target: &Target,
         key: &str,
         path: Path,
-        name: &str,
-        source: impl Read,
+        journal: Journal,
+        (name, source): (&str, impl Read),
     ) -> Result<Upload, Error> {
         let handle = self.handle().ok_or_else(not_configured)?;
         let (pieces, received) = mpsc::channel(PARTS_IN_FLIGHT);
-        let uploader = handle.spawn(upload(Arc::clone(&target.store), path, received));
+        let destination = Destination {
+            store: Arc::clone(&target.store),
+            parts: target.parts.clone(),
+            target: target.config.name.clone(),
+            path,
+            journal,
+        };
+        let uploader = handle.spawn(upload(destination, received));
         let encoded = encode(target, source, PartSink::new(pieces));
         let uploaded = self
             .block_on(uploader)
@@ -63,6 +84,10 @@ impl Targets {
         match (uploaded, encoded) {
             (Err(UploadFailure::Taken), _) => Err(Error::Exist),
             (Err(UploadFailure::Store(e)), _) => Err(target.failed("upload", key, e)),
+            (Err(UploadFailure::Journal(e)), _) => Err(Error::Io(format!(
+                "{}: cannot record the upload of {key:?} in the backup directory's upload journal: {e}",
+                target.shown
+            ))),
             (_, Err(e)) => Err(Error::Io(format!(
                 "cannot upload {name} to {}: {e}",
                 target.shown
@@ -106,27 +131,33 @@ pub(crate) fn not_configured() -> Error {
 /// Receives the encoded object and stores it: one create-only `put` when it is smaller
 /// than a part, else a multipart upload, aborted on any failure.
 async fn upload(
-    store: Arc<dyn ObjectStore>,
-    path: Path,
+    destination: Destination,
     mut pieces: mpsc::Receiver<Piece>,
 ) -> Result<(), UploadFailure> {
     match pieces.recv().await {
         None => Err(UploadFailure::Abandoned),
-        Some(Piece::Last(whole)) => store
-            .put_opts(&path, whole.into(), PutMode::Create.into())
+        Some(Piece::Last(whole)) => destination
+            .store
+            .put_opts(&destination.path, whole.into(), PutMode::Create.into())
             .await
             .map(drop)
             .map_err(UploadFailure::Store),
-        Some(Piece::Part(first)) => multipart(store, path, first, pieces).await,
+        Some(Piece::Part(first)) => multipart(destination, first, pieces).await,
     }
 }
 
 async fn multipart(
-    store: Arc<dyn ObjectStore>,
-    path: Path,
+    destination: Destination,
     first: Vec<u8>,
-    mut pieces: mpsc::Receiver<Piece>,
+    pieces: mpsc::Receiver<Piece>,
 ) -> Result<(), UploadFailure> {
+    let Destination {
+        store,
+        parts,
+        target,
+        path,
+        journal,
+    } = destination;
     // Completing a multipart upload cannot be made create-only (S3 has no conditional
     // complete that every server honours). The guest makes every data key unique to the
     // attempt (its time to the nanosecond), so a key that exists now is the only way to
@@ -137,15 +168,31 @@ async fn multipart(
         Err(object_store::Error::NotFound { .. }) => {}
         Err(e) => return Err(UploadFailure::Store(e)),
     }
-    let upload = store
-        .put_multipart(&path)
+    let begun = begin(&parts, journal, target, &path)
         .await
-        .map_err(UploadFailure::Store)?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        .map_err(|e| match e {
+            BeginFailure::Store(e) => UploadFailure::Store(e),
+            BeginFailure::Journal(e) => UploadFailure::Journal(e),
+        })?;
+    let writer = WriteMultipart::new_with_chunk_size(begun.upload, PART_BYTES);
+    let sent = send_parts(writer, &path, first, pieces).await;
+    if let Some(entry) = begun.entry {
+        close_off_thread(entry).await;
+    }
+    sent
+}
+
+/// Hands the parts to `writer`, at most [`PARTS_IN_FLIGHT`] being sent at once.
+async fn send_parts(
+    mut writer: WriteMultipart,
+    path: &Path,
+    first: Vec<u8>,
+    mut pieces: mpsc::Receiver<Piece>,
+) -> Result<(), UploadFailure> {
     writer.put(Bytes::from(first));
     loop {
         if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
-            abort(writer, &path).await;
+            abort(writer, path).await;
             return Err(UploadFailure::Store(e));
         }
         match pieces.recv().await {
@@ -160,7 +207,7 @@ async fn multipart(
                     .map_err(UploadFailure::Store);
             }
             None => {
-                abort(writer, &path).await;
+                abort(writer, path).await;
                 return Err(UploadFailure::Abandoned);
             }
         }
