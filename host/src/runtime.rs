@@ -309,13 +309,24 @@ impl Runtime {
             .map(RemoteVerification::from)
     }
 
-    /// Retention rules applied to what `target` holds.
+    /// Retention rules applied to what `target` holds. Unless `dry_run`, the multipart
+    /// uploads to `target` that a dead process left (see the upload journal in
+    /// [`crate::remote`]) are aborted first, so that their parts stop taking up space.
     pub fn remote_prune(
         &self,
         target: &str,
         rules: &Retention,
         dry_run: bool,
     ) -> Result<Vec<PruneDecision>, Error> {
+        if !dry_run {
+            let capabilities = &self.capabilities;
+            if let Err(e) = capabilities
+                .remotes
+                .sweep_abandoned_uploads(&capabilities.backups, target)
+            {
+                tracing::warn!("cannot read the upload journal: {e}");
+            }
+        }
         let rules = bindings::Retention::from(rules);
         self.call(|guest, store| guest.call_remote_prune(store, target, rules, dry_run))
             .map(|decisions| decisions.into_iter().map(PruneDecision::from).collect())

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::BackupDir;
 
 /// The journal's directory, in the backup directory.
-const JOURNAL_DIR: &str = ".lgb-uploads";
+pub(crate) const JOURNAL_DIR: &str = ".lgb-uploads";
 /// The ending of an entry's name.
 const ENTRY_SUFFIX: &str = ".upload";
 /// An entry still empty or unreadable at this age was left by a process that died while

@@ -22,6 +22,7 @@ mod targets;
 mod upload;
 
 pub use config::{Location, S3Credentials, Secret, TargetConfig};
+pub(crate) use journal::JOURNAL_DIR;
 pub use targets::Targets;
 
 use crate::bindings::Error;

@@ -63,6 +63,12 @@ impl BackupDir {
                 "{name:?} is the live database's own file, never a backup"
             )));
         }
+        // A file renamed into the journal's place would stop every multipart push.
+        if name == crate::remote::JOURNAL_DIR {
+            return Err(Error::NotPermitted(format!(
+                "{name:?} is the host's upload journal"
+            )));
+        }
         Ok(name)
     }
 
@@ -504,5 +510,18 @@ mod tests {
         for name in ["x.db", ".lgb-1.tmp", "a\\b", "..x", &"x".repeat(255)] {
             assert!(matches!(confine(name), Ok(n) if n == name), "{name:?}");
         }
+    }
+
+    /// Before: a policy could rename a file to `.lgb-uploads` before the journal existed,
+    /// and every multipart push failed from then on.
+    #[test]
+    fn the_upload_journal_is_out_of_the_policys_reach() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backups = BackupDir::open(dir.path()).expect("open");
+        assert!(matches!(
+            backups.confine(".lgb-uploads"),
+            Err(Error::NotPermitted(why)) if why.contains("upload journal")
+        ));
+        assert!(backups.confine(".lgb-uploads.x").is_ok());
     }
 }
