@@ -224,7 +224,11 @@ impl<H: Host> Service<H> {
         }
         let download = self
             .host
-            .remote_get_file(target, &manifest.key, &manifest.encoding)?;
+            .remote_get_file(target, &manifest.key, &manifest.encoding)
+            .map_err(|error| match error {
+                Error::Corrupt(finding) => Error::Corrupt(undecodable(name, &finding)),
+                other => other,
+            })?;
         Ok((manifest, download))
     }
 
@@ -262,7 +266,7 @@ impl<H: Host> Service<H> {
                         sha1: String::new(),
                         sha256: String::new(),
                     };
-                    (nothing, vec![finding])
+                    (nothing, vec![undecodable(name, &finding)])
                 }
                 Err(error) => return Err(on(error)),
             };
@@ -382,9 +386,21 @@ fn no_targets() -> Error {
     Error::InvalidArgument("no remote target is configured".into())
 }
 
-/// An error of one target, saying which.
+/// A stored object that does not decode: what the host found, and what it means.
+fn undecodable(name: &str, finding: &str) -> String {
+    format!(
+        "the stored copy of {name} does not decode ({finding}): it was damaged or changed \
+         after the push"
+    )
+}
+
+/// An error of one target, saying which (unless the host's sentence does already).
 fn on_target(target: &str, error: Error) -> Error {
-    let on = |why: String| format!("remote target {target}: {why}");
+    let named = format!("remote target {target}");
+    let on = |why: String| match why.starts_with(&named) {
+        true => why,
+        false => format!("{named}: {why}"),
+    };
     match error {
         Error::Io(why) => Error::Io(on(why)),
         Error::NotPermitted(why) => Error::NotPermitted(on(why)),
