@@ -265,11 +265,56 @@ pub fn zstd_decompress(input: &Path, output: &Path) -> Output {
 }
 
 fn tool(name: &str, arguments: impl FnOnce(&mut Command) -> &mut Command) -> Output {
+    install_standard_tools();
     let mut command = Command::new(name);
     arguments(&mut command);
     command
         .output()
         .unwrap_or_else(|e| panic!("run {name} (Debian packages age, zstd): {e}"))
+}
+
+/// The standard `age` and `zstd` tools, which prove our objects are standard: installed from
+/// Debian's packages the first time a test needs them, so that `cargo test` is all a fresh
+/// machine needs (as root, with apt; elsewhere the panic says what to install).
+fn install_standard_tools() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let missing: Vec<&str> = ["age", "zstd"]
+            .into_iter()
+            .filter(|tool| {
+                Command::new(tool)
+                    .arg("--version")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_err()
+            })
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let install = |update: bool| {
+            let mut command = Command::new("apt-get");
+            match update {
+                true => command.arg("update"),
+                false => command
+                    .args(["install", "-y", "--no-install-recommends"])
+                    .args(&missing),
+            };
+            command
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        // The package lists of a fresh machine may be empty: update once if needed.
+        if !install(false) && !(install(true) && install(false)) {
+            panic!(
+                "the offsite tests need the standard tools {missing:?} (Debian packages age, \
+                 zstd) and could not install them: run `apt-get install age zstd` as root"
+            );
+        }
+    });
 }
 
 /// A number no other call in this process returns.
