@@ -227,6 +227,7 @@ impl<H: Host> Service<H> {
             .remote_get_file(target, &manifest.key, &manifest.encoding)
             .map_err(|error| match error {
                 Error::Corrupt(finding) => Error::Corrupt(undecodable(name, &finding)),
+                Error::NotFound => Error::Corrupt(missing_object(&manifest)),
                 other => other,
             })?;
         Ok((manifest, download))
@@ -260,14 +261,8 @@ impl<H: Host> Service<H> {
                     let _ = self.host.remove(&download.name);
                     (download.digests, problems)
                 }
-                Err(Error::Corrupt(finding)) => {
-                    let nothing = crate::litegraph::backup::types::FileDigests {
-                        md5: String::new(),
-                        sha1: String::new(),
-                        sha256: String::new(),
-                    };
-                    (nothing, vec![undecodable(name, &finding)])
-                }
+                Err(Error::Corrupt(finding)) => (no_digests(), vec![undecodable(name, &finding)]),
+                Err(Error::NotFound) => (no_digests(), vec![missing_object(&manifest)]),
                 Err(error) => return Err(on(error)),
             };
         Ok(RemoteVerification {
@@ -384,6 +379,23 @@ impl<H: Host> Service<H> {
 
 fn no_targets() -> Error {
     Error::InvalidArgument("no remote target is configured".into())
+}
+
+/// The digests of content that could not be had.
+fn no_digests() -> crate::litegraph::backup::types::FileDigests {
+    crate::litegraph::backup::types::FileDigests {
+        md5: String::new(),
+        sha1: String::new(),
+        sha256: String::new(),
+    }
+}
+
+/// A manifest whose object is gone: the backup is listed but cannot be had.
+fn missing_object(manifest: &Manifest) -> String {
+    format!(
+        "its manifest names the object {}, which the target no longer holds",
+        manifest.key
+    )
 }
 
 /// A stored object that does not decode: what the host found, and what it means.

@@ -172,6 +172,14 @@ fn open_target(config: TargetConfig) -> anyhow::Result<Target> {
         .recipients
         .iter()
         .map(|r| {
+            if looks_like_a_secret_key(r) {
+                // Never echoed: the value is a private key, pasted in the wrong place.
+                bail!(
+                    "remote target {name}: a recipient is an age SECRET key (AGE-SECRET-KEY-...), \
+                     not a recipient: give its public key instead (`age-keygen -y KEYFILE`); \
+                     the value is not shown"
+                );
+            }
             age::x25519::Recipient::from_str(r).map_err(|why| {
                 anyhow::anyhow!("remote target {name}: recipient {r:?} is not an age X25519 recipient (age1...): {why}")
             })
@@ -314,4 +322,11 @@ fn s3_store(
     builder
         .build()
         .map_err(|e| anyhow::anyhow!("remote target {name}: {e}"))
+}
+
+/// Whether `text` is an age identity (a private key) rather than a recipient.
+pub(crate) fn looks_like_a_secret_key(text: &str) -> bool {
+    text.trim()
+        .get(..15)
+        .is_some_and(|start| start.eq_ignore_ascii_case("AGE-SECRET-KEY-"))
 }

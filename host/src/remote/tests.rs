@@ -163,6 +163,17 @@ fn targets_open_refuses_what_would_fail_later() {
     let mut bad_recipient = setup.config(None, true);
     bad_recipient.recipients = vec!["age1notarecipient".into()];
     refused(bad_recipient, "age1notarecipient");
+    // Before: a secret key pasted as a recipient was printed back in the error (and log).
+    let mut secret_as_recipient = setup.config(None, true);
+    let secret = age::x25519::Identity::generate();
+    secret_as_recipient.recipients = vec![secret.to_string().expose_secret().to_owned()];
+    let error = Targets::open(vec![secret_as_recipient])
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        error.contains("SECRET key") && !error.contains(secret.to_string().expose_secret()),
+        "{error}"
+    );
     let mut no_identity_file = setup.config(None, true);
     no_identity_file.identity_files = vec![setup.remote_dir.join("missing.txt")];
     refused(no_identity_file, "missing.txt");

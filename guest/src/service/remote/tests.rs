@@ -273,3 +273,23 @@ fn an_unknown_target_is_named_with_the_known_ones() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn a_manifest_whose_object_is_gone_is_a_damaged_backup_not_a_missing_one() {
+    let host = host_with_backup();
+    let service = Service::new(&host);
+    let key = service.push("x.db", None).unwrap()[0].pushed.key.clone();
+    host.objects
+        .borrow_mut()
+        .remove(&("offsite".to_owned(), key.clone()));
+    service.delete("x.db").unwrap();
+    // Before: "no backup named x.db", while `remote-list` still listed it.
+    let refused = service.pull("offsite", "x.db");
+    assert!(
+        matches!(&refused, Err(Error::Corrupt(why)) if why.contains(&key) && why.contains("no longer holds")),
+        "{refused:?}"
+    );
+    let verdict = service.remote_verify("offsite", "x.db").unwrap();
+    assert_eq!(verdict.problems.len(), 1, "{:?}", verdict.problems);
+    assert!(verdict.problems[0].contains("no longer holds"));
+}
