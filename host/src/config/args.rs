@@ -129,13 +129,12 @@ pub struct RemoteArgs {
         long,
         global = true,
         env = "LITEGRAPH_BACKUP_REMOTE_ENDPOINT",
-        value_name = "URL",
-        requires = "remote"
+        value_name = "URL"
     )]
     pub remote_endpoint: Option<String>,
 
     /// Accept a plain-HTTP --remote-endpoint beyond this machine.
-    #[arg(long, global = true, env = "LITEGRAPH_BACKUP_REMOTE_ALLOW_HTTP", requires = "remote",
+    #[arg(long, global = true, env = "LITEGRAPH_BACKUP_REMOTE_ALLOW_HTTP",
           value_parser = clap::builder::FalseyValueParser::new())]
     pub remote_allow_http: bool,
 
@@ -146,8 +145,7 @@ pub struct RemoteArgs {
         global = true,
         env = "LITEGRAPH_BACKUP_AGE_RECIPIENT",
         value_name = "AGE1...",
-        value_delimiter = ',',
-        requires = "remote"
+        value_delimiter = ','
     )]
     pub age_recipient: Vec<String>,
 
@@ -157,13 +155,12 @@ pub struct RemoteArgs {
         long,
         global = true,
         env = "LITEGRAPH_BACKUP_AGE_IDENTITY",
-        value_name = "FILE",
-        requires = "remote"
+        value_name = "FILE"
     )]
     pub age_identity: Option<PathBuf>,
 
     /// Compress what goes to --remote with zstd (level 3) before any encryption.
-    #[arg(long, global = true, env = "LITEGRAPH_BACKUP_ZSTD", requires = "remote",
+    #[arg(long, global = true, env = "LITEGRAPH_BACKUP_ZSTD",
           value_parser = clap::builder::FalseyValueParser::new())]
     pub zstd: bool,
 }

@@ -37,7 +37,7 @@ pub(super) struct RawRemote {
     allow_http: Option<bool>,
     compression: Option<Spanned<String>>,
     zstd_level: Option<Spanned<i64>>,
-    age_recipients: Option<Vec<Spanned<String>>>,
+    age_recipients: Option<Spanned<Vec<Spanned<String>>>>,
     age_recipients_file: Option<Spanned<String>>,
     age_identity_file: Option<Spanned<String>>,
     access_key_id: Option<Spanned<String>>,
@@ -185,8 +185,19 @@ impl RemoteChecker<'_> {
             (None, level) => level,
         };
         let mut recipients = Vec::new();
-        for recipient in raw.age_recipients.unwrap_or_default() {
-            recipients.extend(file.value(Some(recipient), |r| parse_recipient(r))?);
+        if let Some(listed) = raw.age_recipients {
+            // An empty list reads as "encrypted" to whoever wrote it, yet would send
+            // plaintext: refused, as an empty recipients file is.
+            if listed.get_ref().is_empty() {
+                return Err(file.refuse(
+                    listed.span(),
+                    "lists no recipient: name at least one age1... recipient, or remove \
+                     `age_recipients` to store the copies unencrypted",
+                ));
+            }
+            for recipient in listed.into_inner() {
+                recipients.extend(file.value(Some(recipient), |r| parse_recipient(r))?);
+            }
         }
         if let Some(listed) = file.value(raw.age_recipients_file, |p| {
             file.path_in(p).and_then(|p| read_recipients_file(&p))
@@ -329,7 +340,7 @@ pub(super) fn targets(
 /// The one target of `--remote URL` and its flags, if given.
 fn flag_target(layers: &Layers) -> Result<Option<RemoteDraft>, ConfigError> {
     let Some((url, source)) = layers.given::<String>("remote") else {
-        return Ok(None);
+        return refuse_lone_flags(layers).map(|()| None);
     };
     let bad = |flag: &str, why: String| ConfigError(format!("bad {flag}: {why}"));
     let url = parse_url(&url, Path::new("")).map_err(|why| bad("--remote", why))?;
@@ -358,6 +369,50 @@ fn flag_target(layers: &Layers) -> Result<Option<RemoteDraft>, ConfigError> {
         credentials: None,
         source,
     }))
+}
+
+/// The options that describe the `--remote` target, as clap names them.
+const FLAG_TARGET_OPTIONS: [&str; 5] = [
+    "remote_endpoint",
+    "remote_allow_http",
+    "age_recipient",
+    "age_identity",
+    "zstd",
+];
+
+/// Refuses an option of the `--remote` target given without `--remote`: it would apply to
+/// nothing (the `[[remote]]` tables have their own keys), and an operator who set
+/// LITEGRAPH_BACKUP_AGE_RECIPIENT expects encryption. Checked here rather than by clap's
+/// `requires`, which refuses the environment's value even when `--remote` is a flag.
+fn refuse_lone_flags(layers: &Layers) -> Result<(), ConfigError> {
+    for id in FLAG_TARGET_OPTIONS {
+        let Some(source) = lone_source(layers, id) else {
+            continue;
+        };
+        let named = match source {
+            Source::Env(variable) => variable,
+            _ => format!("--{}", id.replace('_', "-")),
+        };
+        return Err(ConfigError(format!(
+            "{named} applies to the --remote target; set --remote or \
+             LITEGRAPH_BACKUP_REMOTE, or configure [[remote]] tables"
+        )));
+    }
+    Ok(())
+}
+
+/// Where option `id` was given, if it was: a switch given as off (LITEGRAPH_BACKUP_ZSTD=0)
+/// asks for nothing.
+fn lone_source(layers: &Layers, id: &str) -> Option<Source> {
+    match id {
+        "remote_allow_http" | "zstd" => layers
+            .given::<bool>(id)
+            .filter(|(on, _)| *on)
+            .map(|(_, s)| s),
+        "age_recipient" => layers.given::<String>(id).map(|(_, s)| s),
+        "age_identity" => layers.given::<PathBuf>(id).map(|(_, s)| s),
+        _ => layers.given::<String>(id).map(|(_, s)| s),
+    }
 }
 
 /// Fills in what the environment holds, decides plain HTTP, and reports every value.
