@@ -3,5 +3,6 @@
 
 mod cli;
 mod drill;
+mod operator;
 mod server;
 mod setup;

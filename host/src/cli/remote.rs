@@ -163,23 +163,30 @@ pub fn push(config: &Config, args: &PushArgs, out: &mut impl Write) -> anyhow::R
             .map(|b| b.filename)
             .collect(),
     };
-    let target = args.target.as_deref();
+    // One target at a time (not `push(name, None)`, which stops at the first failure, by
+    // contract): a target that is down must not keep the backup from the others.
+    let targets: Vec<&str> = match &args.target {
+        Some(target) => vec![target.as_str()],
+        None => config.remotes.iter().map(|t| t.name.as_str()).collect(),
+    };
     let mut outcomes = Vec::new();
     let mut failures = Vec::new();
     for name in &names {
-        match runtime.push(name, target) {
-            Ok(pushed) => {
-                if !config.json && !config.quiet {
-                    write_pushed(out, &pushed)?;
+        for target in &targets {
+            match runtime.push(name, Some(target)) {
+                Ok(pushed) => {
+                    if !config.json && !config.quiet {
+                        write_pushed(out, &pushed)?;
+                    }
+                    outcomes.extend(pushed);
                 }
-                outcomes.extend(pushed);
+                // One backup or target that fails does not keep the others back.
+                Err(e) => failures.push(explain_remote(
+                    e,
+                    &RemoteOperation::Push(name, Some(target)),
+                    config,
+                )),
             }
-            // One backup that cannot go does not keep the others of `--all` back.
-            Err(e) => failures.push(explain_remote(
-                e,
-                &RemoteOperation::Push(name, target),
-                config,
-            )),
         }
     }
     if config.json {
@@ -192,7 +199,7 @@ pub fn push(config: &Config, args: &PushArgs, out: &mut impl Write) -> anyhow::R
             config.backups.path.display()
         )?;
     }
-    first_of(failures, names.len())
+    first_of(failures, names.len() * targets.len())
 }
 
 /// The exit of a run of pushes: the first failure's, saying how many failed.

@@ -1,0 +1,138 @@
+//! What a first-time operator ran into with offsite copies, end to end through the CLI: an
+//! empty recipients list, a target that is down keeping a backup from the others, the
+//! `--remote` target's environment variables, and the messages that should have said more.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use crate::support::{Deployment, stderr, stdout};
+
+use super::setup::{Encoding, Offsite, TARGET};
+
+/// A config file of `tables` next to the keys (it may hold the server's secret: mode 600).
+fn config_of(offsite: &Offsite, file_name: &str, tables: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = offsite.scratch(file_name);
+    std::fs::write(&path, tables).expect("write the config file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    path
+}
+
+/// The `[[remote]]` table of the loopback S3 server, named `offsite`, with `extra` lines.
+fn s3_table(offsite: &Offsite, extra: &str) -> String {
+    format!(
+        "[[remote]]\nname = \"{TARGET}\"\nurl = \"s3://{}/lg\"\nendpoint = \"{}\"\n\
+         region = \"us-east-1\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n{extra}",
+        offsite.server.bucket(),
+        offsite.server.endpoint(),
+        offsite.server.access_key(),
+        offsite.server.secret_key(),
+    )
+}
+
+fn said(output: &Output) -> String {
+    format!("stdout: {}\nstderr: {}", stdout(output), stderr(output))
+}
+
+#[test]
+fn an_empty_recipients_list_is_refused_and_nothing_is_uploaded() {
+    let offsite = Offsite::new(Deployment::with_nodes(20), Encoding::Plain);
+    offsite.ok(&["create", "x.db"]);
+    let config = config_of(
+        &offsite,
+        "empty.toml",
+        &s3_table(&offsite, "age_recipients = []\n"),
+    );
+    let output = offsite.run_with(&config, &["push", "x.db"]);
+    assert_eq!(output.status.code(), Some(2), "{}", said(&output));
+    assert!(
+        stderr(&output).contains("lists no recipient"),
+        "{}",
+        said(&output)
+    );
+    assert_eq!(
+        offsite.server.objects(),
+        Vec::<(String, u64)>::new(),
+        "no plaintext sent"
+    );
+}
+
+#[test]
+fn push_without_a_target_tries_every_target_when_one_is_down() {
+    let mut offsite = Offsite::new(Deployment::with_nodes(20), Encoding::Plain);
+    offsite.ok(&["create", "x.db"]);
+    let usb = offsite.scratch("usb");
+    std::fs::create_dir(&usb).expect("the operator makes the directory");
+    // The S3 target first: the one tried first is the one that is down.
+    let tables = format!(
+        "{}\n[[remote]]\nname = \"usb\"\nurl = \"{}\"\n",
+        s3_table(&offsite, ""),
+        usb.display()
+    );
+    let config = config_of(&offsite, "two.toml", &tables);
+    offsite.server.kill();
+    // The second time, usb holds it already and says so.
+    for (args, usb_said) in [
+        (&["push", "x.db"][..], "pushed x.db to usb"),
+        (&["push", "--all"][..], "usb holds x.db already"),
+    ] {
+        let output = offsite.run_with(&config, args);
+        assert_ne!(output.status.code(), Some(0), "{args:?}: {}", said(&output));
+        assert!(
+            stdout(&output).contains(usb_said),
+            "{args:?}: {}",
+            said(&output)
+        );
+        assert!(
+            stderr(&output).contains(TARGET),
+            "names the target down: {}",
+            said(&output)
+        );
+        assert!(
+            stderr(&output).contains("1 of 2 pushes failed"),
+            "{}",
+            said(&output)
+        );
+    }
+    let listed = offsite.run_with(&config, &["remote", "list", "--target", "usb"]);
+    assert_eq!(listed.status.code(), Some(0), "{}", said(&listed));
+    assert!(
+        stdout(&listed).contains("x.db"),
+        "usb holds the backup: {}",
+        said(&listed)
+    );
+}
+
+#[test]
+fn the_remote_targets_variables_apply_with_remote_as_a_flag_and_are_named_without_it() {
+    let offsite = Offsite::new(Deployment::with_nodes(20), Encoding::Plain);
+    offsite.ok(&["create", "x.db"]);
+    let empty = config_of(&offsite, "none.toml", "");
+    let target = offsite.scratch("flagged");
+    std::fs::create_dir(&target).expect("the operator makes the directory");
+    let pushed = offsite
+        .cli_with(&empty)
+        .env("LITEGRAPH_BACKUP_ZSTD", "1")
+        .env("LITEGRAPH_BACKUP_AGE_RECIPIENT", &offsite.recipient)
+        .args(["--remote", &target.display().to_string(), "push", "x.db"])
+        .output()
+        .expect("run the CLI");
+    assert_eq!(pushed.status.code(), Some(0), "{}", said(&pushed));
+    assert!(stdout(&pushed).contains("zstd+age"), "{}", said(&pushed));
+
+    let lone = offsite
+        .cli_with(&empty)
+        .env("LITEGRAPH_BACKUP_AGE_RECIPIENT", &offsite.recipient)
+        .args(["list"])
+        .output()
+        .expect("run the CLI");
+    assert_eq!(lone.status.code(), Some(2), "{}", said(&lone));
+    assert!(
+        stderr(&lone).contains(
+            "LITEGRAPH_BACKUP_AGE_RECIPIENT applies to the --remote target; set --remote or \
+             LITEGRAPH_BACKUP_REMOTE"
+        ),
+        "{}",
+        said(&lone)
+    );
+}
