@@ -1,11 +1,15 @@
-//! A scheduled run's offsite step: the verified backup pushed to each remote target, then
-//! the target's retention applied with the local rules. Each target on its own, so that
+//! A scheduled run's offsite step: the verified backup pushed to each remote target, with
+//! every local backup the target lacks (an earlier push failed), then the target's
+//! retention applied with the local rules. It runs before the local retention, so that a
+//! backup leaves the machine before the rules may remove it. Each target on its own, so that
 //! one unreachable target neither stops the others nor the schedule; every outcome is
 //! logged and recorded for the API.
 
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use super::{Run, Scheduler, removed};
+use crate::Error;
 
 /// One remote target's last push and prune, as the API shows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,21 +52,87 @@ pub struct PruneRecord {
 }
 
 impl Scheduler {
-    /// Pushes `name` to every target, then prunes each by the retention rules when there
-    /// are any; failures go into `run` and the log, never further.
+    /// Brings every target up to date with the local backups, `name` (the run's new one)
+    /// among them, then prunes each by the retention rules when there are any; failures go
+    /// into `run` and the log, never further. A backup whose push failed in an earlier run
+    /// (the target was down) goes now, oldest first: the local retention that follows may
+    /// otherwise remove it before it ever left the machine.
     pub(super) fn offsite(&self, run: &mut Run, name: &str) {
+        let local = self.local_oldest_first(name);
         for target in self.runtime.capabilities().remotes.names() {
             // One target at a time (not `push(name, None)`, which stops at the first
             // failure): an unreachable target must not keep the backup from the others.
-            let pushed = self.push(run, name, &target);
-            if pushed && !self.retention.is_empty() {
+            let missing = self.missing_on(&target, &local, name);
+            let held = self.push_missing(run, &missing, name, &target);
+            if held && !self.retention.is_empty() {
                 self.prune_target(run, &target);
             }
         }
     }
 
-    /// True when the target holds the backup now.
-    fn push(&self, run: &mut Run, name: &str, target: &str) -> bool {
+    /// The local backups' names, oldest first; `name` alone when they cannot be listed.
+    fn local_oldest_first(&self, name: &str) -> Vec<String> {
+        match self.runtime.list() {
+            Ok(mut backups) => {
+                backups.sort_by_key(|b| b.created_utc);
+                backups.into_iter().map(|b| b.filename).collect()
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "the local backups cannot be listed ({e}): only {name} goes offsite"
+                );
+                vec![name.to_owned()]
+            }
+        }
+    }
+
+    /// Which of `local` `target` does not hold (one listing per target per run); `name`
+    /// alone when the target cannot be listed (its push then says why).
+    fn missing_on(&self, target: &str, local: &[String], name: &str) -> Vec<String> {
+        match self.runtime.remote_list(target) {
+            Ok(held) => {
+                let held: HashSet<String> = held.into_iter().map(|r| r.backup.filename).collect();
+                local
+                    .iter()
+                    .filter(|n| !held.contains(n.as_str()))
+                    .cloned()
+                    .collect()
+            }
+            Err(e) => {
+                tracing::warn!("remote target {target} cannot be listed ({e})");
+                vec![name.to_owned()]
+            }
+        }
+    }
+
+    /// Pushes `missing` to `target` in order; true when the target holds `name` now. A
+    /// backup of its own that cannot go (damaged, refused by name) does not stop the
+    /// others; a target that fails (unreachable, credentials) stops its catch-up, which
+    /// the next run resumes.
+    fn push_missing(&self, run: &mut Run, missing: &[String], name: &str, target: &str) -> bool {
+        let mut caught_up = Vec::new();
+        let mut held = !missing.iter().any(|n| n == name);
+        for backup in missing {
+            match self.push(run, backup, target) {
+                Ok(()) if backup == name => held = true,
+                Ok(()) => caught_up.push(backup.as_str()),
+                Err(e) if of_the_backup(&e) => {}
+                Err(_) => break,
+            }
+        }
+        if !caught_up.is_empty() {
+            tracing::info!(
+                "remote target {target} caught up: {} backup(s) an earlier push missed went \
+                 now ({})",
+                caught_up.len(),
+                caught_up.join(", ")
+            );
+        }
+        held
+    }
+
+    /// Pushes `name` to `target`, recording the outcome.
+    fn push(&self, run: &mut Run, name: &str, target: &str) -> Result<(), Error> {
         let started = SystemTime::now();
         let outcome = self.runtime.push(name, Some(target));
         let record = match &outcome {
@@ -96,7 +166,7 @@ impl Scheduler {
             }
         };
         self.record(target, |status| status.last_push = Some(record));
-        outcome.is_ok()
+        outcome.map(|_| ())
     }
 
     fn prune_target(&self, run: &mut Run, target: &str) {
@@ -160,4 +230,13 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// Whether a push failed for reasons of the backup's own (the next backup may go), rather
+/// than the target's (the next would fail the same way).
+fn of_the_backup(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::NotFound | Error::Corrupt(_) | Error::Exist | Error::InvalidName(_)
+    )
 }

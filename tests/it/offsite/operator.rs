@@ -136,3 +136,61 @@ fn the_remote_targets_variables_apply_with_remote_as_a_flag_and_are_named_withou
         said(&lone)
     );
 }
+
+#[test]
+fn a_scheduled_run_pushes_every_local_backup_a_target_lacks_oldest_first() {
+    use litegraph_backup::Retention;
+    use litegraph_backup::daemon::{Daemon, SharedStatus};
+    use litegraph_backup::remote::{Location, TargetConfig, Targets};
+
+    let deployment = Deployment::with_nodes(20);
+    let target = deployment.root.path().join("offsite");
+    std::fs::create_dir(&target).expect("mkdir the target");
+    let remotes = Targets::open(vec![TargetConfig {
+        name: "usb".into(),
+        location: Location::Directory(target),
+        zstd_level: None,
+        recipients: Vec::new(),
+        identity_files: Vec::new(),
+    }])
+    .expect("a directory target opens");
+    let local = deployment.runtime();
+    // Backups made while the target was away: no push of theirs ever went through.
+    local.create(Some("early.db")).expect("create early.db");
+    local.create(Some("later.db")).expect("create later.db");
+    let runtime = litegraph_backup::Runtime::from_policy(
+        crate::support::policy(),
+        local.capabilities().clone().with_remotes(remotes),
+    );
+    let status = SharedStatus::new(None, Retention::default()).with_remotes(vec!["usb".into()]);
+    // No scheduled backup exists yet: the first run is made at once.
+    let daemon = Daemon::start(
+        runtime.clone(),
+        "1h".parse().expect("a schedule"),
+        Retention::default(),
+        status.clone(),
+    )
+    .expect("start the schedule");
+    let ran = super::setup::eventually(std::time::Duration::from_secs(120), || {
+        status.get().last_run.is_some()
+    });
+    daemon.finish();
+    assert!(ran, "the first run ended: {:?}", status.get());
+    let run = status.get().last_run.expect("a run");
+    assert!(run.succeeded(), "{run:?}");
+    let new = run.backup.expect("the run made a backup");
+
+    let mut held: Vec<_> = runtime
+        .remote_list("usb")
+        .expect("list the target")
+        .into_iter()
+        .map(|r| (r.pushed_utc, r.backup.filename))
+        .collect();
+    held.sort();
+    let names: Vec<&str> = held.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["early.db", "later.db", new.as_str()],
+        "oldest first"
+    );
+}
