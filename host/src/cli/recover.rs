@@ -49,7 +49,7 @@ pub fn recover(config: &Config, args: &RecoverArgs, out: &mut impl Write) -> any
     let runtime = list_runtime(config)?;
     let (name, origin) = choose(&runtime, args, config)?;
     let backup = match &origin {
-        Origin::Local => verified_local(&runtime, &name, config)?,
+        Origin::Local => verified_local(&runtime, &name, args, config)?,
         Origin::Remote(target) => runtime
             .pull(target, &name)
             .map_err(|e| explain_remote(e, &RemoteOperation::Pull(&name, target), config))?,
@@ -163,15 +163,34 @@ fn newest(
     }
 }
 
-fn verified_local(runtime: &Runtime, name: &str, config: &Config) -> anyhow::Result<BackupFile> {
+fn verified_local(
+    runtime: &Runtime,
+    name: &str,
+    args: &RecoverArgs,
+    config: &Config,
+) -> anyhow::Result<BackupFile> {
     let verdict = runtime
         .verify(name, false)
         .map_err(|e| explain(e, &Operation::Verify(name), config))?;
     if !verdict.verified {
+        // The local copy is preferred while it exists, so a sound remote copy would never
+        // be reached without being told how.
+        let remedy = remote_holder(runtime, name, args, config)
+            .map(|target| {
+                let flag = match config.remotes.len() {
+                    1 => String::new(),
+                    _ => format!(" with --target {target}"),
+                };
+                format!(
+                    "; remote target {target} holds a copy: move the damaged local backup \
+                     away and re-run{flag} to recover from it"
+                )
+            })
+            .unwrap_or_default();
         return Err(Failure::error(
             Exit::Damaged,
             format!(
-                "{name} in {} failed verification, so nothing was recovered from it: {}",
+                "{name} in {} failed verification, so nothing was recovered from it: {}{remedy}",
                 config.backups.path.display(),
                 verdict.problems.join("; ")
             ),
@@ -180,6 +199,26 @@ fn verified_local(runtime: &Runtime, name: &str, config: &Config) -> anyhow::Res
     runtime
         .read(name)
         .map_err(|e| explain(e, &Operation::Show(name), config))
+}
+
+/// The first target (the one given, else each configured) whose listing holds `name`; a
+/// target that cannot be listed is passed over (the error is about the local copy).
+fn remote_holder(
+    runtime: &Runtime,
+    name: &str,
+    args: &RecoverArgs,
+    config: &Config,
+) -> Option<String> {
+    let targets: Vec<&str> = match &args.target.target {
+        Some(target) => vec![target.as_str()],
+        None => config.remotes.iter().map(|t| t.name.as_str()).collect(),
+    };
+    targets.into_iter().find_map(|target| {
+        let held = runtime.remote_list(target).ok()?;
+        held.iter()
+            .any(|r| r.backup.filename == name)
+            .then(|| target.to_owned())
+    })
 }
 
 /// Puts the backup's bytes at `to`, which never holds anything but a whole, checked

@@ -194,3 +194,38 @@ fn a_scheduled_run_pushes_every_local_backup_a_target_lacks_oldest_first() {
         "oldest first"
     );
 }
+
+#[test]
+fn recover_of_a_damaged_local_backup_says_the_target_holds_a_copy() {
+    let offsite = Offsite::new(Deployment::with_nodes(20), Encoding::Plain);
+    offsite.ok(&["create", "x.db"]);
+    offsite.ok(&["push", "x.db"]);
+    let backup = offsite.deployment.backup("x.db");
+    let mut bytes = std::fs::read(&backup).expect("read the backup");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&backup, bytes).expect("damage the local backup");
+
+    let to = offsite.scratch("restored.db");
+    let to_arg = to.display().to_string();
+    let refused = offsite.run(&["recover", "--to", &to_arg, "x.db"]);
+    assert_eq!(refused.status.code(), Some(4), "{}", said(&refused));
+    assert!(
+        stderr(&refused).contains(
+            "remote target offsite holds a copy: move the damaged local backup away and \
+             re-run to recover from it"
+        ),
+        "{}",
+        said(&refused)
+    );
+    assert!(!to.exists(), "nothing was recovered");
+
+    // As told: the damaged copy moved away, the re-run recovers from the target.
+    std::fs::rename(&backup, offsite.scratch("x.db.damaged")).expect("move it away");
+    let recovered = offsite.ok(&["recover", "--to", &to_arg, "x.db"]);
+    assert!(
+        stdout(&recovered).contains("remote target offsite"),
+        "{}",
+        said(&recovered)
+    );
+}
