@@ -44,8 +44,9 @@ impl Targets {
         match fetched {
             Some(bytes) if bytes.len() as u64 <= SMALL_FILE_BYTES => Ok(bytes.to_vec()),
             _ => Err(Error::Io(format!(
-                "{}: {key:?} is larger than {SMALL_FILE_BYTES} bytes: not a small object",
-                target.shown
+                "{}: {:?} is larger than {SMALL_FILE_BYTES} bytes: not a small object",
+                target.shown,
+                target.full_key(key)
             ))),
         }
     }

@@ -229,3 +229,47 @@ fn recover_of_a_damaged_local_backup_says_the_target_holds_a_copy() {
         said(&recovered)
     );
 }
+
+#[test]
+fn a_bucket_that_does_not_exist_is_named_as_a_setting_to_fix() {
+    let offsite = Offsite::new(Deployment::with_nodes(20), Encoding::Plain);
+    let table = s3_table(&offsite, "").replace(
+        &format!("s3://{}/lg", offsite.server.bucket()),
+        "s3://nobucket/lg",
+    );
+    let config = config_of(&offsite, "nobucket.toml", &table);
+    let output = offsite.run_with(&config, &["remote", "list"]);
+    assert_eq!(output.status.code(), Some(2), "{}", said(&output));
+    let expected = format!(
+        "bucket nobucket does not exist on {}",
+        offsite.server.endpoint()
+    );
+    assert!(stderr(&output).contains(&expected), "{}", said(&output));
+}
+
+#[test]
+fn anonymous_requests_refused_say_that_no_credentials_were_given() {
+    let offsite = Offsite::new(Deployment::with_nodes(20), Encoding::Plain);
+    let table = format!(
+        "[[remote]]\nname = \"{TARGET}\"\nurl = \"s3://{}/lg\"\nendpoint = \"{}\"\n\
+         region = \"us-east-1\"\n",
+        offsite.server.bucket(),
+        offsite.server.endpoint(),
+    );
+    let config = config_of(&offsite, "anonymous.toml", &table);
+    let output = offsite.run_with(&config, &["remote", "list"]);
+    assert_eq!(output.status.code(), Some(2), "{}", said(&output));
+    assert!(
+        stderr(&output).contains(
+            "no credentials were given (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or \
+             access_key_id/secret_access_key)"
+        ),
+        "{}",
+        said(&output)
+    );
+    assert!(
+        !stderr(&output).contains("refused the credentials"),
+        "{}",
+        said(&output)
+    );
+}
