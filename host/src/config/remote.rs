@@ -463,12 +463,13 @@ fn complete(
                 None => environment_credentials(environment).map_err(refuse)?,
             };
             report_s3(report, &draft.name, &endpoint, &region, &credentials);
-            // Plain HTTP to loopback is allowed without saying so: a default, not a setting.
-            let source = match draft.allow_http {
-                Some(_) => draft.source.clone(),
-                None => Source::Default,
+            // Plain HTTP to loopback is allowed without saying so: a default, not a setting,
+            // and shown as what it means ("true" read as "HTTP allowed everywhere").
+            let (shown, source) = match draft.allow_http {
+                Some(allowed) => (allowed.to_string(), draft.source.clone()),
+                None => ("loopback only".to_owned(), Source::Default),
             };
-            report.note(key("allow_http"), allow_http.to_string(), source);
+            report.note(key("allow_http"), shown, source);
             Location::S3 {
                 bucket: bucket.clone(),
                 prefix: prefix.clone(),

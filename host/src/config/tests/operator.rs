@@ -52,3 +52,18 @@ fn an_option_of_the_remote_target_without_it_names_itself() {
         .expect("with --remote");
     assert_eq!(config.remotes[0].zstd_level, Some(DEFAULT_ZSTD_LEVEL));
 }
+
+#[test]
+fn plain_http_by_default_shows_as_loopback_only() {
+    let none = FakeEnvironment(vec![]);
+    let text = "[[remote]]\nname = \"o\"\nurl = \"s3://b\"\nendpoint = \"http://127.0.0.1:8014\"\n";
+    let config = with_file(text, &["list"], &none).expect("loopback HTTP");
+    let shown = entry(&config.report, "remote.o.allow_http");
+    assert_eq!(
+        (shown.value.as_str(), &shown.source),
+        ("loopback only", &Source::Default)
+    );
+    let text = format!("{text}allow_http = true\n");
+    let config = with_file(&text, &["list"], &none).expect("asked for");
+    assert_eq!(entry(&config.report, "remote.o.allow_http").value, "true");
+}
