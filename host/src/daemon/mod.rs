@@ -19,7 +19,7 @@ use crate::{Error, PruneDecision, Retention, Runtime};
 
 mod offsite;
 
-pub use offsite::{PruneRecord, PushRecord, RemoteStatus};
+pub use offsite::{PruneRecord, PushRecord, RemoteStatus, check_targets_in_background};
 
 /// How the policy's default names begin: the backups the schedule makes (a create without
 /// a name makes the same), whose newest tells whether a run was missed while down.

@@ -240,3 +240,34 @@ fn of_the_backup(error: &Error) -> bool {
         Error::NotFound | Error::Corrupt(_) | Error::Exist | Error::InvalidName(_)
     )
 }
+
+/// Checks each remote target once, on a thread of its own so that a slow or unreachable
+/// one never holds `serve` back: a listing of what it holds (the cheapest call the policy
+/// offers). A failure is a warning naming the target and why (credentials refused,
+/// unreachable), never a reason to stop: the network may come back before the next push.
+pub fn check_targets_in_background(runtime: &crate::Runtime) {
+    let targets = runtime.capabilities().remotes.names();
+    if targets.is_empty() {
+        return;
+    }
+    let runtime = runtime.clone();
+    let spawned = std::thread::Builder::new()
+        .name("remote-check".into())
+        .spawn(move || {
+            for target in targets {
+                match runtime.remote_list(&target) {
+                    Ok(held) => tracing::info!(
+                        "remote target {target} answers; it holds {} backup(s)",
+                        held.len()
+                    ),
+                    Err(e) => tracing::warn!(
+                        "remote target {target} failed its start-up check: {e}; serving \
+                         anyway, and each push to it tries again"
+                    ),
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("the remote targets could not be checked at start-up: {e}");
+    }
+}

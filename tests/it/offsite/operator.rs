@@ -273,3 +273,30 @@ fn anonymous_requests_refused_say_that_no_credentials_were_given() {
         said(&output)
     );
 }
+
+#[test]
+fn serve_warns_at_start_up_about_a_target_that_refuses_and_serves_anyway() {
+    let offsite = Offsite::new(Deployment::with_nodes(20), Encoding::Plain);
+    let config = offsite.config_with_secret("not-the-secret-key");
+    let mut command = offsite.cli_with(&config);
+    command.args(["serve", "--listen", "127.0.0.1:0"]);
+    let served = crate::serve::Served::spawn(command);
+    let log = served.wait_for_log(
+        "the start-up check's warning",
+        std::time::Duration::from_secs(60),
+        |log| log.contains("failed its start-up check"),
+    );
+    let line = log
+        .lines()
+        .find(|line| line.contains("failed its start-up check"))
+        .expect("the warning");
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("remote target offsite"), "{line}");
+    assert!(line.contains("refused the credentials"), "says why: {line}");
+    assert!(
+        !line.contains("not-the-secret-key"),
+        "never the secret: {line}"
+    );
+    let (code, log) = served.terminate();
+    assert_eq!(code, Some(0), "it served until asked to stop:\n{log}");
+}
