@@ -22,9 +22,23 @@ pub(crate) struct Encoded {
 
 /// Reads `source` to its end, hashing it, and writes it encoded as the target says into
 /// `sink`, which is finished (its last piece sent) only when everything succeeded.
-pub(crate) fn encode(target: &Target, source: impl Read, sink: PartSink) -> io::Result<Encoded> {
-    let mut source = HashingReader::new(source);
+pub(crate) fn encode(
+    target: &Target,
+    mut source: impl Read,
+    sink: PartSink,
+) -> io::Result<Encoded> {
     let level = target.config.zstd_level;
+    if level.is_none() && target.recipients.is_empty() {
+        // Stored as it is: the sink's digest is the source's, and one SHA-256 pass is
+        // enough.
+        let stored = copy(&mut source, sink)?.finish()?;
+        return Ok(Encoded {
+            source_length: stored.length,
+            source_sha256: stored.sha256.clone(),
+            stored,
+        });
+    }
+    let mut source = HashingReader::new(source);
     let recipients = || target.recipients.iter().map(|r| r as &dyn age::Recipient);
     let encrypt = |sink: PartSink| {
         age::Encryptor::with_recipients(recipients())
@@ -32,9 +46,9 @@ pub(crate) fn encode(target: &Target, source: impl Read, sink: PartSink) -> io::
             .wrap_output(sink)
     };
     let sink = match (level, target.recipients.is_empty()) {
-        (None, true) => copy(&mut source, sink)?,
         (Some(level), true) => copy(&mut source, zstd::Encoder::new(sink, level)?)?.finish()?,
-        (None, false) => copy(&mut source, encrypt(sink)?)?.finish()?,
+        // Encrypted only (the plain case returned above).
+        (None, _) => copy(&mut source, encrypt(sink)?)?.finish()?,
         (Some(level), false) => copy(&mut source, zstd::Encoder::new(encrypt(sink)?, level)?)?
             .finish()?
             .finish()?,
