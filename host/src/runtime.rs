@@ -318,18 +318,34 @@ impl Runtime {
         rules: &Retention,
         dry_run: bool,
     ) -> Result<Vec<PruneDecision>, Error> {
+        self.remote_prune_counting(target, rules, dry_run)
+            .map(|(decisions, _)| decisions)
+    }
+
+    /// [`Runtime::remote_prune`], with how many interrupted uploads it aborted.
+    pub fn remote_prune_counting(
+        &self,
+        target: &str,
+        rules: &Retention,
+        dry_run: bool,
+    ) -> Result<(Vec<PruneDecision>, usize), Error> {
+        let mut aborted = 0;
         if !dry_run {
             let capabilities = &self.capabilities;
-            if let Err(e) = capabilities
+            match capabilities
                 .remotes
                 .sweep_abandoned_uploads(&capabilities.backups, target)
             {
-                tracing::warn!("cannot read the upload journal: {e}");
+                Ok(count) => aborted = count,
+                Err(e) => tracing::warn!("cannot read the upload journal: {e}"),
             }
         }
         let rules = bindings::Retention::from(rules);
         self.call(|guest, store| guest.call_remote_prune(store, target, rules, dry_run))
-            .map(|decisions| decisions.into_iter().map(PruneDecision::from).collect())
+            .map(|decisions| {
+                let decisions = decisions.into_iter().map(PruneDecision::from).collect();
+                (decisions, aborted)
+            })
     }
 
     /// Runs one export call in a fresh store under the limits.

@@ -423,12 +423,18 @@ pub fn prune(
     }
     let target = one_target(config, &args.target)?;
     let runtime = list_runtime(config)?;
-    let decisions = runtime
-        .remote_prune(&target, rules, args.dry_run)
+    let (decisions, aborted) = runtime
+        .remote_prune_counting(&target, rules, args.dry_run)
         .map_err(|e| explain_remote(e, &RemoteOperation::Prune(&target), config))?;
     if config.json {
         writeln!(out, "{}", serde_json::to_string(&decisions)?)?;
     } else if !config.quiet {
+        if aborted > 0 {
+            writeln!(
+                out,
+                "aborted {aborted} interrupted upload(s) to {target} that a killed run left"
+            )?;
+        }
         write_decisions(out, &decisions, args.dry_run)?;
     }
     match failed_removals(&decisions, &format!("remote target {target}")) {

@@ -151,7 +151,8 @@ fn decrypt<'a>(
     let name = &target.config.name;
     if target.identities.is_empty() {
         return Err(Error::NotPermitted(format!(
-            "no age identity configured for target {name}: set identity_file"
+            "no age identity configured for target {name}: set age_identity_file in its \
+             [[remote]] table (or --age-identity)"
         )));
     }
     let identities = target

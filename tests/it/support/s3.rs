@@ -308,7 +308,8 @@ fn install_standard_tools() {
                 .is_ok_and(|status| status.success())
         };
         // The package lists of a fresh machine may be empty: update once if needed.
-        if !install(false) && !(install(true) && install(false)) {
+        let installed = install(false) || (install(true) && install(false));
+        if !installed {
             panic!(
                 "the offsite tests need the standard tools {missing:?} (Debian packages age, \
                  zstd) and could not install them: run `apt-get install age zstd` as root"
