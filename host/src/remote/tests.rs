@@ -231,7 +231,7 @@ fn a_wrong_or_missing_identity_is_not_permitted() {
     let mut ctx = setup.ctx(none);
     let error = ctx.get_file("offsite".into(), "k".into(), vec!["age".into()]);
     assert!(
-        matches!(&error, Err(Error::NotPermitted(m)) if m.contains("set identity_file")),
+        matches!(&error, Err(Error::NotPermitted(m)) if m.contains("set age_identity_file")),
         "{error:?}"
     );
 }
