@@ -190,33 +190,71 @@ pub(super) fn offsite(options: &Options, database: &Path, scratch: &Path) {
         round += 1;
         format!("run-{round}")
     };
-
-    // The floor: a plain multipart upload of the same file, in-process.
-    let floor = {
-        let samples = (0..repetitions)
-            .map(|_| {
-                let prefix = fresh_prefix();
-                let targets =
-                    Targets::open(vec![target("bench", &s3, &prefix, &ENCODINGS[0], &keys)])
-                        .expect("open");
-                let started = Instant::now();
-                targets
-                    .plain_upload("bench", "plain/offsite.db", &source)
-                    .expect("plain upload");
-                started.elapsed()
-            })
-            .collect();
-        Stats::of(samples)
+    // One sample of each method per round, alternating, each after a `sync` and with the
+    // bucket emptied first: the server writes every byte it receives (twice for a multipart
+    // upload), and a method measured after another's gigabytes of dirty pages would pay
+    // for their write-back.
+    let bucket = root.join(BUCKET);
+    let settle = || {
+        for entry in fs::read_dir(&bucket).expect("the bucket").flatten() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+        let _ = Command::new("sync").status();
     };
+    let mut floor_samples = Vec::new();
+    let mut samples: Vec<(Vec<Duration>, Vec<Duration>, u64)> = ENCODINGS
+        .iter()
+        .map(|_| (Vec::new(), Vec::new(), 0))
+        .collect();
+    for _ in 0..repetitions {
+        settle();
+        let prefix = fresh_prefix();
+        let targets =
+            Targets::open(vec![target("bench", &s3, &prefix, &ENCODINGS[0], &keys)]).expect("open");
+        let started = Instant::now();
+        targets
+            .plain_upload("bench", "plain/offsite.db", &source)
+            .expect("plain upload");
+        floor_samples.push(started.elapsed());
+        for (encoding, (pushes, pulls, stored)) in ENCODINGS.iter().zip(samples.iter_mut()) {
+            settle();
+            let prefix = fresh_prefix();
+            let targets =
+                Targets::open(vec![target("bench", &s3, &prefix, encoding, &keys)]).expect("open");
+            let runtime = Runtime::from_policy(
+                &policy,
+                capabilities(database, &backups).with_remotes(targets),
+            );
+            let started = Instant::now();
+            let pushed = runtime.push(BACKUP, Some("bench")).expect("push");
+            pushes.push(started.elapsed());
+            *stored = pushed[0].remote.stored_length;
+            let pulled_into = scratch.join(format!("pulled-{prefix}"));
+            fs::create_dir_all(&pulled_into).expect("mkdir");
+            let targets =
+                Targets::open(vec![target("bench", &s3, &prefix, encoding, &keys)]).expect("open");
+            let puller = Runtime::from_policy(
+                &policy,
+                capabilities(database, &pulled_into).with_remotes(targets),
+            );
+            let _ = Command::new("sync").status();
+            let started = Instant::now();
+            puller.pull("bench", BACKUP).expect("pull");
+            pulls.push(started.elapsed());
+            fs::remove_dir_all(&pulled_into).expect("clean");
+        }
+    }
+    let floor = Stats::of(floor_samples);
 
     println!();
     println!("## Offsite: push and pull against a loopback S3 server");
     println!();
     println!(
-        "{:.1} MiB backup; s3s-fs 0.14.1 on 127.0.0.1 with signature checks; zstd level 3; \
-         age X25519. Push and pull in-process (median of {repetitions}), then once through the \
-         CLI for its peak RSS. A pull downloads, decodes, checks every digest and runs \
-         quick_check before publishing.",
+        "{:.1} MiB backup; s3s-fs 0.14.1 on 127.0.0.1 (in this process) with signature checks; \
+         zstd level 3; age X25519. Push and pull in-process, alternating with the plain upload \
+         round by round, each after a `sync` and with the bucket emptied (median of \
+         {repetitions}); then once through the CLI for its peak RSS. A pull downloads, \
+         decodes, checks every digest and runs quick_check before publishing.",
         backup.length as f64 / 1048576.0,
     );
     println!();
@@ -229,35 +267,8 @@ pub(super) fn offsite(options: &Options, database: &Path, scratch: &Path) {
         backup.length as f64 / 1048576.0,
         floor.seconds()
     );
-    for encoding in &ENCODINGS {
-        let mut stored = 0;
-        let mut pushes = Vec::new();
-        let mut pulls = Vec::new();
-        for _ in 0..repetitions {
-            let prefix = fresh_prefix();
-            let targets =
-                Targets::open(vec![target("bench", &s3, &prefix, encoding, &keys)]).expect("open");
-            let runtime = Runtime::from_policy(
-                &policy,
-                capabilities(database, &backups).with_remotes(targets),
-            );
-            let started = Instant::now();
-            let pushed = runtime.push(BACKUP, Some("bench")).expect("push");
-            pushes.push(started.elapsed());
-            stored = pushed[0].remote.stored_length;
-            let pulled_into = scratch.join(format!("pulled-{prefix}"));
-            fs::create_dir_all(&pulled_into).expect("mkdir");
-            let targets =
-                Targets::open(vec![target("bench", &s3, &prefix, encoding, &keys)]).expect("open");
-            let puller = Runtime::from_policy(
-                &policy,
-                capabilities(database, &pulled_into).with_remotes(targets),
-            );
-            let started = Instant::now();
-            puller.pull("bench", BACKUP).expect("pull");
-            pulls.push(started.elapsed());
-            fs::remove_dir_all(&pulled_into).expect("clean");
-        }
+    for (encoding, (pushes, pulls, stored)) in ENCODINGS.iter().zip(samples) {
+        settle();
         let (push, pull) = (Stats::of(pushes), Stats::of(pulls));
         let prefix = fresh_prefix();
         let config = scratch.join("bench-remote.toml");
