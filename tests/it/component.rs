@@ -311,6 +311,7 @@ fn embedded_guest_is_a_component_exporting_backup() {
         "litegraph:backup/types@0.2.0",
         "litegraph:backup/store@0.2.0",
         "litegraph:backup/snapshot@0.2.0",
+        "litegraph:backup/remote@0.2.0",
     ];
     for interface in ours {
         assert!(
