@@ -109,6 +109,9 @@ impl Guest for Component {
     fn push(name: String, target: Option<String>) -> Result<Vec<PushOutcome>, Error> {
         Service::new(Imports).push(&name, target.as_deref())
     }
+    fn unpushed(target: String) -> Result<Vec<String>, Error> {
+        Service::new(Imports).unpushed(&target)
+    }
     fn remote_list(target: String) -> Result<Vec<RemoteBackup>, Error> {
         Service::new(Imports).remote_list(&target)
     }

@@ -291,6 +291,12 @@ impl Runtime {
             .map(|outcomes| outcomes.into_iter().map(PushOutcome::from).collect())
     }
 
+    /// The local backups `target` holds no copy of, oldest first: what pushes would bring
+    /// it up to date with (the policy's answer).
+    pub fn unpushed(&self, target: &str) -> Result<Vec<String>, Error> {
+        self.call(|guest, store| guest.call_unpushed(store, target))
+    }
+
     /// The backups `target` holds, oldest first.
     pub fn remote_list(&self, target: &str) -> Result<Vec<RemoteBackup>, Error> {
         self.call(|guest, store| guest.call_remote_list(store, target))

@@ -1,6 +1,8 @@
 //! Offsite copies: what goes to a remote target, under which keys, what a target keeps, and
 //! what comes back. The host moves and encodes the bytes; every decision is here.
 
+use std::collections::BTreeSet;
+
 use super::{Host, Service, backup_file, check, describe_error};
 use crate::litegraph::backup::remote::{Download, Target};
 use crate::litegraph::backup::types::{
@@ -126,6 +128,23 @@ impl<H: Host> Service<H> {
             Err(Error::NotFound) => Ok(None),
             Err(error) => Err(error),
         }
+    }
+
+    /// The local backups `target` holds no copy of, oldest first.
+    pub fn unpushed(&self, target: &str) -> Result<Vec<String>, Error> {
+        let target = self.target(target)?;
+        let held: BTreeSet<String> = self
+            .manifests(&target.name)
+            .map_err(|error| on_target(&target.name, error))?
+            .into_iter()
+            .map(|manifest| manifest.filename)
+            .collect();
+        Ok(self
+            .catalogue()?
+            .into_iter()
+            .map(|record| record.metadata.filename)
+            .filter(|name| !held.contains(name))
+            .collect())
     }
 
     /// The backups `target` holds, oldest first.

@@ -5,7 +5,6 @@
 //! one unreachable target neither stops the others nor the schedule; every outcome is
 //! logged and recorded for the API.
 
-use std::collections::HashSet;
 use std::time::SystemTime;
 
 use super::{Run, Scheduler, removed};
@@ -58,11 +57,10 @@ impl Scheduler {
     /// (the target was down) goes now, oldest first: the local retention that follows may
     /// otherwise remove it before it ever left the machine.
     pub(super) fn offsite(&self, run: &mut Run, name: &str) {
-        let local = self.local_oldest_first(name);
         for target in self.runtime.capabilities().remotes.names() {
             // One target at a time (not `push(name, None)`, which stops at the first
             // failure): an unreachable target must not keep the backup from the others.
-            let missing = self.missing_on(&target, &local, name);
+            let missing = self.missing_on(&target, name);
             let held = self.push_missing(run, &missing, name, &target);
             if held && !self.retention.is_empty() {
                 self.prune_target(run, &target);
@@ -70,36 +68,13 @@ impl Scheduler {
         }
     }
 
-    /// The local backups' names, oldest first; `name` alone when they cannot be listed.
-    fn local_oldest_first(&self, name: &str) -> Vec<String> {
-        match self.runtime.list() {
-            Ok(mut backups) => {
-                backups.sort_by_key(|b| b.created_utc);
-                backups.into_iter().map(|b| b.filename).collect()
-            }
+    /// What `target` lacks, oldest first, as the policy decides (`unpushed`); `name` alone
+    /// when that cannot be told (the target unreachable: its push then says why).
+    fn missing_on(&self, target: &str, name: &str) -> Vec<String> {
+        match self.runtime.unpushed(target) {
+            Ok(missing) => missing,
             Err(e) => {
-                tracing::warn!(
-                    "the local backups cannot be listed ({e}): only {name} goes offsite"
-                );
-                vec![name.to_owned()]
-            }
-        }
-    }
-
-    /// Which of `local` `target` does not hold (one listing per target per run); `name`
-    /// alone when the target cannot be listed (its push then says why).
-    fn missing_on(&self, target: &str, local: &[String], name: &str) -> Vec<String> {
-        match self.runtime.remote_list(target) {
-            Ok(held) => {
-                let held: HashSet<String> = held.into_iter().map(|r| r.backup.filename).collect();
-                local
-                    .iter()
-                    .filter(|n| !held.contains(n.as_str()))
-                    .cloned()
-                    .collect()
-            }
-            Err(e) => {
-                tracing::warn!("remote target {target} cannot be listed ({e})");
+                tracing::warn!("what remote target {target} lacks cannot be told ({e})");
                 vec![name.to_owned()]
             }
         }

@@ -75,6 +75,32 @@ fn a_second_push_uploads_nothing_and_overwrites_nothing() {
 }
 
 #[test]
+fn unpushed_names_the_local_backups_a_target_lacks_oldest_first() {
+    let host = host_with_backup();
+    let service = Service::new(&host);
+    for _ in 0..2 {
+        host.clock.set(host.clock.get() + 60);
+        service.create(None).unwrap();
+    }
+    let local: Vec<String> = service
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|b| b.filename)
+        .collect();
+    assert_eq!(service.unpushed("offsite").unwrap(), local);
+    service.push(&local[1], None).unwrap();
+    assert_eq!(
+        service.unpushed("offsite").unwrap(),
+        vec![local[0].clone(), local[2].clone()]
+    );
+    for name in &local {
+        service.push(name, None).unwrap();
+    }
+    assert_eq!(service.unpushed("offsite").unwrap(), Vec::<String>::new());
+}
+
+#[test]
 fn a_backup_changed_since_it_was_recorded_is_not_pushed() {
     let host = host_with_backup();
     host.files.borrow_mut().get_mut("x.db").unwrap().bytes = b"SQLite tampered".to_vec();
