@@ -30,7 +30,7 @@
 
 use crate::clock::Civil;
 use crate::litegraph::backup::types::{Datetime, FileDigests};
-use crate::metadata::{Origin, format_datetime, hex_digest, parse_datetime};
+use crate::metadata::{Fields, Origin, Recorded, format_datetime, hex_digest, parse_datetime};
 
 const MAGIC: &str = "litegraph-backup-manifest";
 const VERSION: u32 = 1;
@@ -123,35 +123,30 @@ impl Manifest {
 
     /// Parses a manifest; `None` for anything that is not a complete, well-formed one.
     pub fn decode(bytes: &[u8]) -> Option<Manifest> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let mut lines = text.lines();
-        (lines.next()? == format!("{MAGIC} {VERSION}")).then_some(())?;
-        let mut field = |key: &str| -> Option<&str> {
-            let (k, v) = lines.next()?.split_once('\t')?;
-            (k == key).then_some(v)
-        };
-        let filename = field("filename")?.to_owned();
-        let length = field("length")?.parse().ok()?;
-        let md5 = hex_digest(field("md5")?, 32)?;
-        let sha1 = hex_digest(field("sha1")?, 40)?;
-        let sha256 = hex_digest(field("sha256")?, 64)?;
-        let created = parse_datetime(field("created")?)?;
-        let origin = Origin::parse(field("origin")?)?;
-        let key = field("key")?.to_owned();
-        let encoding = match field("encoding")? {
+        let (version, mut fields) = Fields::open(bytes, MAGIC)?;
+        (version == VERSION.to_string()).then_some(())?;
+        let Recorded {
+            filename,
+            length,
+            digests,
+            created,
+        } = Recorded::read(&mut fields)?;
+        let origin = Origin::parse(fields.next("origin")?)?;
+        let key = fields.next("key")?.to_owned();
+        let encoding = match fields.next("encoding")? {
             "-" => Vec::new(),
             steps => steps.split(' ').map(str::to_owned).collect(),
         };
-        let stored_length = field("stored-length")?.parse().ok()?;
-        let stored_sha256 = hex_digest(field("stored-sha256")?, 64)?;
-        let pushed = parse_datetime(field("pushed")?)?;
-        (lines.next()? == "end").then_some(())?;
+        let stored_length = fields.next("stored-length")?.parse().ok()?;
+        let stored_sha256 = hex_digest(fields.next("stored-sha256")?, 64)?;
+        let pushed = parse_datetime(fields.next("pushed")?)?;
+        fields.end()?;
         // A manifest names its own backup's data, nothing else on the target.
         key.starts_with(&data_prefix(&filename)).then_some(())?;
         Some(Manifest {
             filename,
             length,
-            digests: FileDigests { md5, sha1, sha256 },
+            digests,
             created,
             origin,
             key,

@@ -158,46 +158,90 @@ impl Metadata {
     /// well-formed record (a torn or foreign file, or one of a later version, is treated as
     /// no record at all).
     pub fn decode(bytes: &[u8]) -> Option<Metadata> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let mut lines = text.lines();
-        let version = match lines.next()?.strip_prefix(MAGIC)?.strip_prefix(' ')? {
+        let (version, mut fields) = Fields::open(bytes, MAGIC)?;
+        let version = match version {
             "1" => 1,
             "2" => 2,
             _ => return None,
         };
-        let mut field = |key: &str| -> Option<&str> {
-            let (k, v) = lines.next()?.split_once('\t')?;
-            (k == key).then_some(v)
-        };
-        let filename = field("filename")?.to_owned();
-        let length = field("length")?.parse().ok()?;
-        let md5 = hex_digest(field("md5")?, 32)?;
-        let sha1 = hex_digest(field("sha1")?, 40)?;
-        let sha256 = hex_digest(field("sha256")?, 64)?;
-        let created = parse_datetime(field("created")?)?;
-        let birth = match field("birth")? {
+        let Recorded {
+            filename,
+            length,
+            digests,
+            created,
+        } = Recorded::read(&mut fields)?;
+        let birth = match fields.next("birth")? {
             "-" => None,
             value => Some(parse_datetime(value)?),
         };
         let (origin, last_verification) = if version == 1 {
             (Origin::of_name(&filename), None)
         } else {
-            let origin = Origin::parse(field("origin")?)?;
-            let verified = match field("verified")? {
+            let origin = Origin::parse(fields.next("origin")?)?;
+            let verified = match fields.next("verified")? {
                 "-" => None,
                 value => Some(parse_verification(value)?),
             };
             (origin, verified)
         };
-        (lines.next()? == "end").then_some(())?;
+        fields.end()?;
         Some(Metadata {
             filename,
             length,
-            digests: FileDigests { md5, sha1, sha256 },
+            digests,
             created,
             birth,
             origin,
             last_verification,
+        })
+    }
+}
+
+/// A record's `key<TAB>value` lines after its `MAGIC VERSION` line, read in their fixed
+/// order up to the closing `end` (the sidecar's and the manifest's format).
+pub(crate) struct Fields<'a>(std::str::Lines<'a>);
+
+impl<'a> Fields<'a> {
+    /// The version a record of `magic` declares, and its fields; `None` for any other file.
+    pub(crate) fn open(bytes: &'a [u8], magic: &str) -> Option<(&'a str, Fields<'a>)> {
+        let mut lines = std::str::from_utf8(bytes).ok()?.lines();
+        let version = lines.next()?.strip_prefix(magic)?.strip_prefix(' ')?;
+        Some((version, Fields(lines)))
+    }
+
+    /// The next line's value, when its key is `key`.
+    pub(crate) fn next(&mut self, key: &str) -> Option<&'a str> {
+        let (k, v) = self.0.next()?.split_once('\t')?;
+        (k == key).then_some(v)
+    }
+
+    /// The closing line: a record without it is torn.
+    pub(crate) fn end(mut self) -> Option<()> {
+        (self.0.next()? == "end").then_some(())
+    }
+}
+
+/// What both records begin with: the backup's name, size, digests and creation time.
+pub(crate) struct Recorded {
+    pub(crate) filename: String,
+    pub(crate) length: u64,
+    pub(crate) digests: FileDigests,
+    pub(crate) created: Datetime,
+}
+
+impl Recorded {
+    pub(crate) fn read(fields: &mut Fields) -> Option<Recorded> {
+        let filename = fields.next("filename")?.to_owned();
+        let length = fields.next("length")?.parse().ok()?;
+        let md5 = hex_digest(fields.next("md5")?, 32)?;
+        let sha1 = hex_digest(fields.next("sha1")?, 40)?;
+        let sha256 = hex_digest(fields.next("sha256")?, 64)?;
+        let created = parse_datetime(fields.next("created")?)?;
+        Some(Recorded {
+            filename,
+            length,
+            digests: FileDigests { md5, sha1, sha256 },
+            created,
         })
     }
 }
