@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod digests;
 pub mod http;
+pub mod monitor;
 pub mod remote;
 pub mod runtime;
 pub mod schedule;

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
@@ -14,6 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{self, BackupServicePre};
 use crate::budget::Budget;
+use crate::monitor::{Monitor, Operation, OperationRecord, Outcome, Progress};
 use crate::remote::{RemoteCtx, Targets};
 use crate::snapshot::{LiveDatabase, SnapshotCtx};
 use crate::store::{BackupDir, StoreCtx};
@@ -48,12 +49,14 @@ impl Default for Limits {
 }
 
 /// What the host lends the guest: the backup directory, the live database and the remote
-/// targets (none unless [`Capabilities::with_remotes`]).
+/// targets (none unless [`Capabilities::with_remotes`]); and where its operations are
+/// reported ([`Monitor`]).
 #[derive(Debug, Clone)]
 pub struct Capabilities {
     pub backups: Arc<BackupDir>,
     pub database: Arc<LiveDatabase>,
     pub remotes: Arc<Targets>,
+    pub monitor: Monitor,
 }
 
 impl Capabilities {
@@ -68,11 +71,19 @@ impl Capabilities {
                 database.path().display()
             );
         }
+        let backups = Arc::new(backups);
         Capabilities {
-            backups: Arc::new(backups),
+            monitor: Monitor::new(Arc::clone(&backups)),
+            backups,
             database: Arc::new(database),
             remotes: Arc::new(Targets::none()),
         }
+    }
+
+    /// Shows the progress of long passes on `progress` (a terminal's bars).
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Capabilities {
+        self.monitor = self.monitor.with_progress(progress);
+        self
     }
 
     /// Lends the policy these remote targets as well.
@@ -245,8 +256,15 @@ impl Runtime {
     }
 
     pub fn create(&self, name: Option<&str>) -> Result<BackupFile, Error> {
-        self.call(|guest, store| guest.call_create(store, name))
-            .map(BackupFile::from)
+        let about = About::backup(name);
+        self.observed(Operation::Create, about, |observed| {
+            let backup = self
+                .call(|guest, store| guest.call_create(store, name))
+                .map(BackupFile::from)?;
+            observed.backup = Some(backup.filename.clone());
+            observed.bytes = backup.length;
+            Ok(backup)
+        })
     }
 
     pub fn list(&self) -> Result<Vec<BackupFile>, Error> {
@@ -264,31 +282,64 @@ impl Runtime {
     }
 
     pub fn delete(&self, name: &str) -> Result<(), Error> {
-        self.call(|guest, store| guest.call_delete(store, name))
+        self.observed(Operation::Delete, About::backup(Some(name)), |_| {
+            self.call(|guest, store| guest.call_delete(store, name))
+        })
     }
 
     pub fn verify(&self, name: &str, full: bool) -> Result<Verification, Error> {
-        self.call(|guest, store| guest.call_verify(store, name, full))
-            .map(Verification::from)
+        self.observed(Operation::Verify, About::backup(Some(name)), |observed| {
+            let verdict = self
+                .call(|guest, store| guest.call_verify(store, name, full))
+                .map(Verification::from)?;
+            observed.bytes = verdict.backup.length;
+            observed.problems(&verdict.problems);
+            Ok(verdict)
+        })
     }
 
     pub fn restore(&self, name: &str) -> Result<Restoration, Error> {
-        self.call(|guest, store| guest.call_restore(store, name))
-            .map(Restoration::from)
+        self.observed(Operation::Restore, About::backup(Some(name)), |observed| {
+            let restoration = self
+                .call(|guest, store| guest.call_restore(store, name))
+                .map(Restoration::from)?;
+            observed.bytes = restoration.restored.length;
+            Ok(restoration)
+        })
     }
 
     /// Applies retention rules (see [`Retention`]); with `dry_run`, only decides. Rules
     /// with no rule at all are refused ([`Error::InvalidArgument`]) by the policy.
     pub fn prune(&self, rules: &Retention, dry_run: bool) -> Result<Vec<PruneDecision>, Error> {
         let rules = bindings::Retention::from(rules);
-        self.call(|guest, store| guest.call_prune(store, rules, dry_run))
-            .map(|decisions| decisions.into_iter().map(PruneDecision::from).collect())
+        let prune = || {
+            self.call(|guest, store| guest.call_prune(store, rules, dry_run))
+                .map(|decisions| decisions.into_iter().map(PruneDecision::from).collect())
+        };
+        if dry_run {
+            return prune();
+        }
+        self.observed(Operation::Prune, About::default(), |observed| {
+            let decisions = prune()?;
+            observed.removals(&decisions);
+            Ok(decisions)
+        })
     }
 
     /// Copies backup `name` to `target`, or to every remote target.
     pub fn push(&self, name: &str, target: Option<&str>) -> Result<Vec<PushOutcome>, Error> {
-        self.call(|guest, store| guest.call_push(store, name, target))
-            .map(|outcomes| outcomes.into_iter().map(PushOutcome::from).collect())
+        let about = About::backup(Some(name)).on(target);
+        self.observed(Operation::Push, about, |observed| {
+            let outcomes: Vec<PushOutcome> = self
+                .call(|guest, store| guest.call_push(store, name, target))
+                .map(|outcomes| outcomes.into_iter().map(PushOutcome::from).collect())?;
+            observed.bytes = outcomes
+                .iter()
+                .filter(|outcome| outcome.uploaded)
+                .map(|outcome| outcome.remote.stored_length)
+                .sum();
+            Ok(outcomes)
+        })
     }
 
     /// The local backups `target` holds no copy of, oldest first: what pushes would bring
@@ -305,14 +356,27 @@ impl Runtime {
 
     /// Copies backup `name` from `target` into the backup directory, checked.
     pub fn pull(&self, target: &str, name: &str) -> Result<BackupFile, Error> {
-        self.call(|guest, store| guest.call_pull(store, target, name))
-            .map(BackupFile::from)
+        let about = About::backup(Some(name)).on(Some(target));
+        self.observed(Operation::Pull, about, |observed| {
+            let backup = self
+                .call(|guest, store| guest.call_pull(store, target, name))
+                .map(BackupFile::from)?;
+            observed.bytes = backup.length;
+            Ok(backup)
+        })
     }
 
     /// `pull`'s checks, keeping nothing.
     pub fn remote_verify(&self, target: &str, name: &str) -> Result<RemoteVerification, Error> {
-        self.call(|guest, store| guest.call_remote_verify(store, target, name))
-            .map(RemoteVerification::from)
+        let about = About::backup(Some(name)).on(Some(target));
+        self.observed(Operation::RemoteVerify, about, |observed| {
+            let verdict = self
+                .call(|guest, store| guest.call_remote_verify(store, target, name))
+                .map(RemoteVerification::from)?;
+            observed.bytes = verdict.remote.stored_length;
+            observed.problems(&verdict.problems);
+            Ok(verdict)
+        })
     }
 
     /// Retention rules applied to what `target` holds. Unless `dry_run`, the multipart
@@ -335,23 +399,66 @@ impl Runtime {
         rules: &Retention,
         dry_run: bool,
     ) -> Result<(Vec<PruneDecision>, usize), Error> {
-        let mut aborted = 0;
-        if !dry_run {
-            let capabilities = &self.capabilities;
-            match capabilities
-                .remotes
-                .sweep_abandoned_uploads(&capabilities.backups, target)
-            {
-                Ok(count) => aborted = count,
-                Err(e) => tracing::warn!("cannot read the upload journal: {e}"),
-            }
-        }
         let rules = bindings::Retention::from(rules);
-        self.call(|guest, store| guest.call_remote_prune(store, target, rules, dry_run))
-            .map(|decisions| {
-                let decisions = decisions.into_iter().map(PruneDecision::from).collect();
-                (decisions, aborted)
-            })
+        let prune = || {
+            self.call(|guest, store| guest.call_remote_prune(store, target, rules, dry_run))
+                .map(|decisions| decisions.into_iter().map(PruneDecision::from).collect())
+        };
+        if dry_run {
+            return prune().map(|decisions| (decisions, 0));
+        }
+        let capabilities = &self.capabilities;
+        let aborted = match capabilities
+            .remotes
+            .sweep_abandoned_uploads(&capabilities.backups, target)
+        {
+            Ok(count) => count,
+            Err(e) => {
+                tracing::warn!("cannot read the upload journal: {e}");
+                0
+            }
+        };
+        let about = About::default().on(Some(target));
+        self.observed(Operation::RemotePrune, about, |observed| {
+            let decisions: Vec<PruneDecision> = prune()?;
+            observed.removals(&decisions);
+            Ok((decisions, aborted))
+        })
+    }
+
+    /// Runs `operation`, timed, and reports it once to the monitor when it ends: its
+    /// outcome from its answer (an error the caller caused is a refusal, any other a
+    /// failure; `operation` notes a negative verdict and the bytes in `observed`).
+    fn observed<R>(
+        &self,
+        operation: Operation,
+        about: About,
+        run: impl FnOnce(&mut Observed) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let mut observed = Observed {
+            backup: about.backup,
+            bytes: 0,
+            failure: None,
+        };
+        let answer = run(&mut observed);
+        let outcome = match (&answer, observed.failure) {
+            (Ok(_), None) => Outcome::Success,
+            (Ok(_), Some(why)) => Outcome::Failure(why),
+            (Err(e), _) if e.is_callers() => Outcome::Refused(e.to_string()),
+            (Err(e), _) => Outcome::Failure(e.to_string()),
+        };
+        self.capabilities.monitor.record(&OperationRecord {
+            operation,
+            backup: observed.backup,
+            target: about.target,
+            started,
+            duration: clock.elapsed(),
+            bytes: observed.bytes,
+            outcome,
+        });
+        answer
     }
 
     /// Runs one export call in a fresh store under the limits.
@@ -405,6 +512,73 @@ impl Runtime {
                 Err(Error::Guest(summary))
             }
         }
+    }
+}
+
+/// What an operation is about, for its record.
+#[derive(Default)]
+struct About {
+    backup: Option<String>,
+    target: Option<String>,
+}
+
+impl About {
+    fn backup(name: Option<&str>) -> About {
+        About {
+            backup: name.map(str::to_owned),
+            target: None,
+        }
+    }
+
+    fn on(mut self, target: Option<&str>) -> About {
+        self.target = target.map(str::to_owned);
+        self
+    }
+}
+
+/// What an operation learns about itself while it runs, for its record.
+struct Observed {
+    backup: Option<String>,
+    bytes: u64,
+    /// A negative verdict: the operation answered, but what it found is a failure.
+    failure: Option<String>,
+}
+
+impl Observed {
+    /// A verdict's problems: none is a success.
+    fn problems(&mut self, problems: &[String]) {
+        if !problems.is_empty() {
+            self.failure = Some(problems.join("; "));
+        }
+    }
+
+    /// A prune's removals: the bytes removed, and the removals that failed.
+    fn removals(&mut self, decisions: &[PruneDecision]) {
+        let removed = decisions
+            .iter()
+            .filter(|d| !d.keep && d.removal_failed.is_none());
+        self.bytes = removed.map(|d| d.backup.length).sum();
+        let failed: Vec<String> = decisions
+            .iter()
+            .filter_map(|d| {
+                let why = d.removal_failed.as_ref()?;
+                Some(format!("{} could not be removed: {why}", d.backup.filename))
+            })
+            .collect();
+        if !failed.is_empty() {
+            self.failure = Some(failed.join("; "));
+        }
+    }
+}
+
+impl Error {
+    /// Whether the caller caused this error (a bad name, no such backup, a name taken, an
+    /// argument that cannot be acted on): a refusal, not a failure of the service.
+    pub fn is_callers(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidName(_) | Error::NotFound | Error::Exist | Error::InvalidArgument(_)
+        )
     }
 }
 
@@ -480,16 +654,22 @@ impl Ctx {
     fn new(capabilities: &Capabilities, limits: &Limits) -> Ctx {
         let budget = Budget::default();
         Ctx {
-            store: StoreCtx::new(Arc::clone(&capabilities.backups), budget.clone()),
+            store: StoreCtx::new(
+                Arc::clone(&capabilities.backups),
+                budget.clone(),
+                capabilities.monitor.clone(),
+            ),
             snapshot: SnapshotCtx::new(
                 Arc::clone(&capabilities.database),
                 Arc::clone(&capabilities.backups),
                 budget.clone(),
+                capabilities.monitor.clone(),
             ),
             remote: RemoteCtx::new(
                 Arc::clone(&capabilities.remotes),
                 Arc::clone(&capabilities.backups),
                 budget.clone(),
+                capabilities.monitor.clone(),
             ),
             budget,
             wasi: WasiCtx::builder().build(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::interrupt::remove_temporaries_on_interrupt;
 use super::output::{TableStyle, Totals, write_details, write_table};
 use super::{Command, Exit, Failure};
-use crate::config::{Config, ServeConfig};
+use crate::config::Config;
 use crate::remote::Targets;
 use crate::store::BackupDir;
 use crate::{BackupFile, Capabilities, Error, Policy, Runtime};
@@ -36,6 +36,8 @@ pub fn run(command: &Command, config: &Config, out: &mut impl Write) -> anyhow::
         | Command::Push(_)
         | Command::Pull(_)
         | Command::Recover(_)
+        | Command::Drill { .. }
+        | Command::Status
         | Command::Remote(_) => {
             unreachable!("run by cli::run with their own settings")
         }
@@ -229,156 +231,8 @@ fn restore(config: &Config, name: &str, out: &mut impl Write) -> anyhow::Result<
     Ok(Exit::Success)
 }
 
-/// Runs the HTTP API until SIGINT or SIGTERM, then lets requests in flight finish.
-///
-/// Nothing is created before the address is bound: a server that cannot start leaves no
-/// empty database or backup directory behind.
-pub fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<()> {
-    let database = config.live_database();
-    let create_database = database_to_create(config, serve)?;
-    let policy = policy(config)?;
-    let targets = open_targets(config)?;
-    let listener = std::net::TcpListener::bind(&serve.listen)
-        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
-        .map_err(|e| {
-            Failure::error(
-                Exit::Failed,
-                format!("cannot listen on {}: {e}", serve.listen),
-            )
-        })?;
-    let bound = listener.local_addr()?;
-    if serve.default_token_exposed(bound) {
-        tracing::warn!(
-            "LISTENING ON {bound}, BEYOND THIS MACHINE, WITH THE DEFAULT ADMIN TOKEN: anyone who \
-             has read LiteGraph's documentation can read, delete and restore backups. Give \
-             --admin-token (or LITEGRAPH_ADMIN_TOKEN), or listen on 127.0.0.1 behind a proxy."
-        );
-    }
-    if create_database {
-        database.create_if_missing().map_err(|e| {
-            Failure::error(
-                Exit::Failed,
-                format!(
-                    "cannot create the database {}: {e:#}",
-                    database.path().display()
-                ),
-            )
-        })?;
-        tracing::warn!(
-            "created a NEW EMPTY database in WAL mode at {}",
-            database.path().display()
-        );
-    }
-    let backups = create_backup_dir(&config.backups.path)?;
-    let swept = backups.sweep_stale_temporaries()?;
-    if swept > 0 {
-        tracing::info!("removed {swept} temporary files left by an interrupted run");
-    }
-    for target in targets.describe() {
-        tracing::info!("remote target {target}");
-    }
-    let capabilities = Capabilities::new(database, backups).with_remotes(targets);
-    let runtime = Runtime::from_policy(&policy, capabilities);
-    crate::daemon::check_targets_in_background(&runtime);
-    let status = crate::daemon::SharedStatus::new(serve.schedule.as_ref(), serve.retention.clone())
-        .with_remotes(runtime.capabilities().remotes.names());
-    let state = crate::http::ApiState::new(runtime.clone(), &serve.admin_token)?
-        .with_body_timeout(serve.request_timeout)
-        .with_schedule(status.clone());
-    let app = crate::http::router(state);
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(async {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            tracing::info!(
-                "listening on http://{bound} (database {}, backups in {})",
-                config.database.path.display(),
-                config.backups.path.display()
-            );
-            // Polled once, so that the signal handlers are in place before the schedule's
-            // first run starts: a SIGTERM during that run must let it finish.
-            let mut shutdown = Box::pin(shutdown_signal());
-            tokio::select! {
-                biased;
-                () = &mut shutdown => return Ok(()),
-                () = std::future::ready(()) => {}
-            }
-            let daemon = match &serve.schedule {
-                Some(schedule) => Some(crate::daemon::Daemon::start(
-                    runtime,
-                    schedule.clone(),
-                    serve.retention.clone(),
-                    status,
-                )?),
-                None => None,
-            };
-            let stop = daemon.as_ref().map(crate::daemon::Daemon::stopper);
-            let shutdown = async move {
-                shutdown.await;
-                // No run starts after the signal; one in progress finishes below.
-                if let Some(stop) = stop {
-                    stop.stop();
-                }
-            };
-            let served = crate::http::serve(listener, app, serve.serve_options(), shutdown).await;
-            if let Some(daemon) = daemon {
-                tokio::task::spawn_blocking(move || daemon.finish()).await?;
-            }
-            served?;
-            tracing::info!("stopped");
-            Ok(())
-        })
-}
-
-/// Whether `serve` is to create the database: only when it is missing and is the default
-/// one (LiteGraph's first start) or `--create-database` was given. A named database that is
-/// missing is most likely a typo, and backing up a new empty database would hide it.
-fn database_to_create(config: &Config, serve: &ServeConfig) -> anyhow::Result<bool> {
-    let path = &config.database.path;
-    if path.exists() {
-        return Ok(false);
-    }
-    if config.database.named && !serve.create_database {
-        return Err(Failure::error(
-            Exit::NotFound,
-            format!(
-                "no database at {} (give --create-database to start with an empty one)",
-                path.display()
-            ),
-        ));
-    }
-    Ok(true)
-}
-
-fn create_backup_dir(path: &Path) -> anyhow::Result<BackupDir> {
-    BackupDir::create(path).map_err(|e| {
-        Failure::error(
-            Exit::Failed,
-            format!("cannot create backup directory {}: {e}", path.display()),
-        )
-    })
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(terminate) => terminate,
-        Err(e) => {
-            tracing::warn!("cannot watch SIGTERM: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = terminate.recv() => tracing::info!("SIGTERM received"),
-    }
-}
-
 /// The policy component: the built-in one, or `--policy-component`.
-fn policy(config: &Config) -> anyhow::Result<Policy> {
+pub(super) fn policy(config: &Config) -> anyhow::Result<Policy> {
     let refused = |message: String| Failure::error(Exit::Refused, message);
     match &config.policy_component {
         None => Policy::embedded(config.limits),
@@ -402,7 +256,8 @@ fn policy(config: &Config) -> anyhow::Result<Policy> {
 /// Compiles the policy and lends it the backup directory (which must exist).
 pub(super) fn runtime(config: &Config) -> anyhow::Result<Runtime> {
     let backups = open_backup_dir(config)?;
-    let capabilities = Capabilities::new(config.live_database(), backups);
+    let capabilities = Capabilities::new(config.live_database(), backups)
+        .with_progress(super::progress::sink(config));
     Ok(Runtime::from_policy(&policy(config)?, capabilities))
 }
 
@@ -415,7 +270,9 @@ pub(super) fn remote_runtime(config: &Config) -> anyhow::Result<Runtime> {
 /// [`runtime`], lending these remote targets too.
 pub(super) fn runtime_with(config: &Config, targets: Targets) -> anyhow::Result<Runtime> {
     let backups = open_backup_dir(config)?;
-    let capabilities = Capabilities::new(config.live_database(), backups).with_remotes(targets);
+    let capabilities = Capabilities::new(config.live_database(), backups)
+        .with_remotes(targets)
+        .with_progress(super::progress::sink(config));
     Ok(Runtime::from_policy(&policy(config)?, capabilities))
 }
 
@@ -429,7 +286,7 @@ pub(super) fn open_targets(config: &Config) -> anyhow::Result<Targets> {
     })
 }
 
-fn open_backup_dir(config: &Config) -> anyhow::Result<BackupDir> {
+pub(super) fn open_backup_dir(config: &Config) -> anyhow::Result<BackupDir> {
     let path = &config.backups.path;
     let shown = path.display();
     BackupDir::open(path).map_err(|e| match e.kind() {

@@ -10,12 +10,17 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use crate::Error;
 
 mod commands;
+mod drill;
 mod interrupt;
+mod logging;
 mod output;
+mod progress;
 mod prune;
 mod recover;
 mod remote;
+mod serve;
 mod show_config;
+mod status;
 
 use crate::config::{Config, GlobalArgs, RetentionArgs, ServeArgs, ServeConfig};
 
@@ -141,6 +146,21 @@ pub enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Test a restore without touching the live database: exit 0 when it passes, 4 when not.
+    ///
+    /// The backup (default: the newest) is restored into a scratch database in a private
+    /// temporary directory, through the same page-for-page path as `restore`; then SQLite's
+    /// full integrity_check runs on it, every table's row count is compared with the
+    /// backup's, and LiteGraph's tables are looked for. The scratch copy is removed; the
+    /// outcome is kept with the backup's metadata (see `show` and `status`).
+    Drill {
+        /// The backup's file name, or `latest` [default: the newest backup].
+        name: Option<String>,
+    },
+    /// The state of the backups: the newest and its age, how many and how large, the last
+    /// run of each operation and its outcome, the next scheduled run. Exit 0 when healthy,
+    /// 4 when degraded (as /health would say).
+    Status,
     /// Put a backup's content into the live database, online.
     ///
     /// The backup is verified first (a corrupt or tampered one is refused with exit 4 and
@@ -396,7 +416,7 @@ pub fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return fail(&e.into()),
     };
-    init_logging(&config);
+    logging::init_logging(&config);
     for warning in &config.warnings {
         warn(&cli.command, warning);
     }
@@ -415,7 +435,7 @@ fn run(command: &Command, matches: &ArgMatches, config: &Config) -> anyhow::Resu
     match command {
         Command::Serve(_) => {
             let serve = ServeConfig::new(own("serve"), config)?;
-            commands::serve(config, &serve).map(|()| Exit::Success)
+            serve::serve(config, &serve).map(|()| Exit::Success)
         }
         Command::Prune(args) => {
             let (rules, _) = config.retention(own("prune"));
@@ -434,6 +454,8 @@ fn run(command: &Command, matches: &ArgMatches, config: &Config) -> anyhow::Resu
             remote::prune(config, args, &rules, &mut out())
         }
         Command::Remote(command) => remote::run(command, config, &mut out()),
+        Command::Drill { name } => drill::drill(config, name.as_deref(), &mut out()),
+        Command::Status => status::status(config, &mut out()),
         command => commands::run(command, config, &mut out()),
     }
 }
@@ -461,22 +483,6 @@ fn fail(error: &anyhow::Error) -> ExitCode {
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.downcast_ref::<io::Error>()
         .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-}
-
-/// The log goes to stderr, filtered as RUST_LOG says, coloured only on a terminal and
-/// without NO_COLOR.
-fn init_logging(config: &Config) {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let colour = config.log.colour && io::IsTerminal::is_terminal(&io::stderr());
-    let format = tracing_subscriber::fmt::layer()
-        .with_writer(io::stderr)
-        .with_ansi(colour)
-        .with_target(false);
-    let _ = tracing_subscriber::registry()
-        .with(format)
-        .with(config.log.filter.clone())
-        .try_init();
 }
 
 #[cfg(test)]

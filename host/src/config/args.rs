@@ -102,6 +102,16 @@ pub struct GlobalArgs {
           value_parser = parse_log_filter)]
     pub log: Option<Targets>,
 
+    /// How log lines are written: `text` for people, or `json` (one JSON object per line,
+    /// for log shippers) [default: text].
+    #[arg(
+        long,
+        global = true,
+        env = "LITEGRAPH_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    pub log_format: Option<LogFormat>,
+
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -220,6 +230,30 @@ pub struct ServeArgs {
           value_parser = parse_schedule)]
     pub schedule: Option<Schedule>,
 
+    /// Drill a restore on a schedule: every DURATION (e.g. 1d), the newest backup is
+    /// restored into a scratch database in a private temporary directory and checked
+    /// (see `drill`); the outcome is kept with the backup and shown by `show` and `status`.
+    #[arg(long, env = "LITEGRAPH_DRILL_EVERY", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub drill_every: Option<Duration>,
+
+    /// Serve GET /metrics (Prometheus) on this address too, without the admin token
+    /// (e.g. 127.0.0.1:9701). On the API's own address /metrics needs the token.
+    #[arg(long, env = "LITEGRAPH_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+
+    /// Request this URL (GET) after each successful scheduled run: a dead man's switch
+    /// such as healthchecks.io, which alerts when the pings stop.
+    #[arg(long, env = "LITEGRAPH_HEARTBEAT_URL", value_name = "URL",
+          value_parser = parse_url)]
+    pub heartbeat_url: Option<String>,
+
+    /// POST a JSON alert to this URL on each failed scheduled run or drill:
+    /// {"Operation", "Error", "Time", "Host", "Backup"}.
+    #[arg(long, env = "LITEGRAPH_ALERT_WEBHOOK", value_name = "URL",
+          value_parser = parse_url)]
+    pub alert_webhook: Option<String>,
+
     #[command(flatten)]
     pub retention: RetentionArgs,
 }
@@ -294,6 +328,51 @@ pub fn parse_keep_within(text: &str) -> Result<Duration, String> {
 pub fn parse_log_filter(text: &str) -> Result<Targets, String> {
     text.parse::<Targets>()
         .map_err(|e| format!("{e} (e.g. info, or info,litegraph_backup=debug)"))
+}
+
+/// An http:// or https:// URL with a host.
+pub fn parse_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let rest = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+        .ok_or("must be an http:// or https:// URL")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err("must name a host, e.g. https://hc-ping.com/UUID".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event, for people.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<LogFormat, String> {
+        match text {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("must be `text` or `json`".to_owned()),
+        }
+    }
 }
 
 pub fn parse_schedule(text: &str) -> Result<Schedule, String> {

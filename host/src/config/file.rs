@@ -13,7 +13,8 @@ use tracing_subscriber::filter::Targets;
 
 use super::ConfigError;
 use super::args::{
-    MAX_GUEST_MEMORY_MIB, parse_duration, parse_keep_within, parse_log_filter, parse_schedule,
+    LogFormat, MAX_GUEST_MEMORY_MIB, parse_duration, parse_keep_within, parse_log_filter,
+    parse_schedule, parse_url,
 };
 use super::remote::{RawRemote, RemoteChecker, RemoteDraft};
 use crate::schedule::Schedule;
@@ -32,6 +33,7 @@ struct Raw {
     quiet: Option<bool>,
     no_color: Option<bool>,
     log: Option<Spanned<String>>,
+    log_format: Option<Spanned<String>>,
     litegraph_config: Option<Spanned<String>>,
     #[serde(default)]
     serve: RawServe,
@@ -50,6 +52,10 @@ struct RawServe {
     max_connections: Option<Spanned<u64>>,
     create_database: Option<bool>,
     schedule: Option<Spanned<String>>,
+    drill_every: Option<Spanned<String>>,
+    metrics_listen: Option<Spanned<String>>,
+    heartbeat_url: Option<Spanned<String>>,
+    alert_webhook: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +86,7 @@ pub struct FileSettings {
     pub quiet: Option<bool>,
     pub no_color: Option<bool>,
     pub log: Option<Targets>,
+    pub log_format: Option<LogFormat>,
     pub litegraph_config: Option<PathBuf>,
     pub listen: Option<String>,
     pub admin_token: Option<String>,
@@ -87,6 +94,10 @@ pub struct FileSettings {
     pub max_connections: Option<usize>,
     pub create_database: Option<bool>,
     pub schedule: Option<Schedule>,
+    pub drill_every: Option<Duration>,
+    pub metrics_listen: Option<String>,
+    pub heartbeat_url: Option<String>,
+    pub alert_webhook: Option<String>,
     pub retention: FileRetention,
     /// The `[[remote]]` tables, in the file's order.
     pub remotes: Vec<RemoteDraft>,
@@ -171,6 +182,7 @@ impl Checker<'_> {
             quiet: raw.quiet,
             no_color: raw.no_color,
             log: self.value(raw.log, |filter| parse_log_filter(filter))?,
+            log_format: self.value(raw.log_format, |format| format.parse())?,
             litegraph_config: self.value(raw.litegraph_config, |p| self.path_in(p))?,
             listen: self.value(serve.listen, |a| listen(a))?,
             admin_token: self.value(serve.admin_token, |t| token(t))?,
@@ -178,6 +190,10 @@ impl Checker<'_> {
             max_connections: self.value(serve.max_connections, |n| connections(*n))?,
             create_database: serve.create_database,
             schedule: self.value(serve.schedule, |s| parse_schedule(s))?,
+            drill_every: self.value(serve.drill_every, |d| parse_duration(d))?,
+            metrics_listen: self.value(serve.metrics_listen, |a| listen(a))?,
+            heartbeat_url: self.value(serve.heartbeat_url, |u| parse_url(u))?,
+            alert_webhook: self.value(serve.alert_webhook, |u| parse_url(u))?,
             retention: self.retention(retention)?,
             remotes,
         })

@@ -25,7 +25,7 @@ mod litegraph;
 mod remote;
 
 pub use args::{
-    GlobalArgs, RemoteArgs, RetentionArgs, ServeArgs, parse_duration, parse_keep_within,
+    GlobalArgs, LogFormat, RemoteArgs, RetentionArgs, ServeArgs, parse_duration, parse_keep_within,
     parse_log_filter, parse_schedule,
 };
 pub use file::{FileRetention, FileSettings};
@@ -116,6 +116,7 @@ pub struct Config {
 pub struct Logging {
     pub filter: Targets,
     pub colour: bool,
+    pub format: LogFormat,
 }
 
 /// `serve`'s merged settings.
@@ -131,6 +132,14 @@ pub struct ServeConfig {
     /// The rules applied after each scheduled backup, and by the API's prune when its
     /// request names none (no rule: nothing is removed).
     pub retention: Retention,
+    /// How often the newest backup is drilled; `None`: only when asked.
+    pub drill_every: Option<Duration>,
+    /// A second address serving `/metrics` without the admin token.
+    pub metrics_listen: Option<String>,
+    /// Requested after each successful scheduled run.
+    pub heartbeat_url: Option<String>,
+    /// Receives a JSON POST on each failed scheduled run or drill.
+    pub alert_webhook: Option<String>,
     /// Every value above, with where it came from (the token redacted).
     pub report: Vec<Entry>,
 }
@@ -275,6 +284,14 @@ impl Config {
             || parse_log_filter(default_log).expect("a level parses"),
             ToString::to_string,
         );
+        let (log_format, _) = report.take(
+            "log_format",
+            layers
+                .given::<LogFormat>("log_format")
+                .or_else(|| layers.file(|f| f.log_format)),
+            LogFormat::default,
+            ToString::to_string,
+        );
         Ok(Config {
             database,
             backups: location(backups),
@@ -289,6 +306,7 @@ impl Config {
             log: Logging {
                 filter,
                 colour: !no_color,
+                format: log_format,
             },
             remotes: Vec::new(),
             warnings: Vec::new(),
@@ -464,8 +482,48 @@ impl ServeConfig {
             || None,
             show_optional,
         );
+        let (drill_every, _) = report.take(
+            "serve.drill_every",
+            layers
+                .given::<Duration>("drill_every")
+                .or_else(|| layers.file(|f| f.drill_every))
+                .map(|(d, source)| (Some(d), source)),
+            || None,
+            |d: &Option<Duration>| d.map_or("(none)".to_owned(), |d| show_duration(&d)),
+        );
+        let (metrics_listen, _) = report.take(
+            "serve.metrics_listen",
+            layers
+                .given::<String>("metrics_listen")
+                .or_else(|| layers.file(|f| f.metrics_listen.clone()))
+                .map(|(a, source)| (Some(a), source)),
+            || None,
+            show_optional,
+        );
+        let (heartbeat_url, _) = report.take(
+            "serve.heartbeat_url",
+            layers
+                .given::<String>("heartbeat_url")
+                .or_else(|| layers.file(|f| f.heartbeat_url.clone()))
+                .map(|(u, source)| (Some(u), source)),
+            || None,
+            show_url,
+        );
+        let (alert_webhook, _) = report.take(
+            "serve.alert_webhook",
+            layers
+                .given::<String>("alert_webhook")
+                .or_else(|| layers.file(|f| f.alert_webhook.clone()))
+                .map(|(u, source)| (Some(u), source)),
+            || None,
+            show_url,
+        );
         let retention = retention(&layers, &mut report);
         Ok(ServeConfig {
+            drill_every,
+            metrics_listen,
+            heartbeat_url,
+            alert_webhook,
             listen,
             admin_token,
             request_timeout,
@@ -483,11 +541,37 @@ impl ServeConfig {
         self.admin_token == DEFAULT_ADMIN_TOKEN && !bound.ip().is_loopback()
     }
 
+    /// What `serve` runs on its own.
+    pub fn daemon_settings(&self) -> crate::daemon::DaemonSettings {
+        crate::daemon::DaemonSettings {
+            schedule: self.schedule.clone(),
+            retention: self.retention.clone(),
+            drill_every: self.drill_every,
+            heartbeat_url: self.heartbeat_url.clone(),
+            alert_webhook: self.alert_webhook.clone(),
+        }
+    }
+
     pub fn serve_options(&self) -> crate::http::ServeOptions {
         crate::http::ServeOptions {
             header_timeout: self.request_timeout,
             max_connections: self.max_connections,
         }
+    }
+}
+
+/// A URL as the configuration shows it: its scheme and host, not its path or query (a
+/// heartbeat's path is its secret).
+fn show_url(url: &Option<String>) -> String {
+    let Some(url) = url else {
+        return "(none)".to_owned();
+    };
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.len() == rest.len() {
+        format!("{scheme}://{host}")
+    } else {
+        format!("{scheme}://{host}/<redacted>")
     }
 }
 

@@ -33,6 +33,21 @@ const BUSY_RETRIES: u32 = 5;
 /// clock set forward or back is noticed.
 const LONGEST_NAP: Duration = Duration::from_secs(60);
 
+/// What `serve` runs on its own, as configured.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonSettings {
+    /// When to make a backup; `None`: only when asked.
+    pub schedule: Option<Schedule>,
+    /// The rules applied after each scheduled backup.
+    pub retention: Retention,
+    /// How often the newest backup is drilled; `None`: only when asked.
+    pub drill_every: Option<Duration>,
+    /// Requested after each successful scheduled run.
+    pub heartbeat_url: Option<String>,
+    /// Receives a JSON POST on each failed scheduled run or drill.
+    pub alert_webhook: Option<String>,
+}
+
 /// One scheduled run, recorded once when it ends (what the API, and metrics, report).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
@@ -217,6 +232,20 @@ impl Daemon {
             thread,
             status,
         })
+    }
+
+    /// Starts what `settings` asks to run on its own; `None` when it asks for nothing.
+    pub fn start_configured(
+        runtime: Runtime,
+        settings: DaemonSettings,
+        status: SharedStatus,
+    ) -> io::Result<Option<Daemon>> {
+        match settings.schedule {
+            Some(schedule) => {
+                Daemon::start(runtime, schedule, settings.retention, status).map(Some)
+            }
+            None => Ok(None),
+        }
     }
 
     /// What stops the schedule, for a signal handler.

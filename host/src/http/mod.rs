@@ -8,6 +8,7 @@
 
 mod download;
 mod errors;
+mod metrics;
 mod routes;
 mod schedule;
 mod server;
@@ -186,6 +187,7 @@ pub fn routes() -> Vec<(Method, &'static str, Access, MethodRouter<ApiState>)> {
     use Access::{Admin, Anyone};
     vec![
         (Method::GET, "/health", Anyone, get(routes::health)),
+        (Method::GET, "/metrics", Admin, get(metrics::scrape)),
         (Method::GET, "/openapi.json", Anyone, get(openapi)),
         (Method::GET, "/v1.0/backups", Admin, get(routes::list)),
         (Method::POST, "/v1.0/backups", Admin, post(routes::create)),

@@ -87,6 +87,7 @@ impl Setup {
             Arc::clone(targets),
             Arc::clone(&self.backups),
             Budget::default(),
+            crate::monitor::Monitor::new(Arc::clone(&self.backups)),
         )
     }
 
@@ -354,7 +355,11 @@ fn the_guest_cannot_reach_the_journal() {
     let targets = open(vec![setup.s3("offsite")]);
     let _live = setup.begin_upload(&targets, "offsite", "data/live.db/1");
     let entry = setup.journal_entries().pop().expect("an entry");
-    let mut store = StoreCtx::new(Arc::clone(&setup.backups), Budget::default());
+    let mut store = StoreCtx::new(
+        Arc::clone(&setup.backups),
+        Budget::default(),
+        crate::monitor::Monitor::new(Arc::clone(&setup.backups)),
+    );
 
     let listed = store.list().expect("listed");
     assert!(

@@ -38,16 +38,25 @@ pub struct RemoteCtx {
     targets: Arc<Targets>,
     backups: Arc<BackupDir>,
     budget: Budget,
+    /// Where uploads and downloads report their progress.
+    #[allow(dead_code)] // until the passes report progress
+    monitor: crate::monitor::Monitor,
     /// The downloads of this operation: removed when it ends unless renamed away.
     temporaries: Vec<Temporary>,
 }
 
 impl RemoteCtx {
-    pub(crate) fn new(targets: Arc<Targets>, backups: Arc<BackupDir>, budget: Budget) -> RemoteCtx {
+    pub(crate) fn new(
+        targets: Arc<Targets>,
+        backups: Arc<BackupDir>,
+        budget: Budget,
+        monitor: crate::monitor::Monitor,
+    ) -> RemoteCtx {
         RemoteCtx {
             targets,
             backups,
             budget,
+            monitor,
             temporaries: Vec::new(),
         }
     }

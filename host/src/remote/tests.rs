@@ -64,6 +64,7 @@ impl Setup {
             Arc::new(targets),
             Arc::clone(&self.backups),
             Budget::default(),
+            crate::monitor::Monitor::new(Arc::clone(&self.backups)),
         )
     }
 
@@ -418,6 +419,7 @@ fn no_targets_refuse_every_call() {
         Arc::new(Targets::none()),
         Arc::clone(&setup.backups),
         Budget::default(),
+        crate::monitor::Monitor::new(Arc::clone(&setup.backups)),
     );
     assert!(ctx.targets().is_empty());
     let put = ctx.put("offsite".into(), "k".into(), vec![]);

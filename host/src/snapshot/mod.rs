@@ -209,6 +209,9 @@ pub struct SnapshotCtx {
     database: Arc<LiveDatabase>,
     backups: Arc<BackupDir>,
     budget: Budget,
+    /// Where the copy, digest and restore passes report their progress.
+    #[allow(dead_code)] // until the passes report progress
+    monitor: crate::monitor::Monitor,
     /// A restore prepared by `take-for-restore`, holding the live database's write
     /// transaction; rolled back if the operation ends without `restore`. Declared before the
     /// lock so that it is released first.
@@ -232,11 +235,13 @@ impl SnapshotCtx {
         database: Arc<LiveDatabase>,
         backups: Arc<BackupDir>,
         budget: Budget,
+        monitor: crate::monitor::Monitor,
     ) -> SnapshotCtx {
         SnapshotCtx {
             database,
             backups,
             budget,
+            monitor,
             pending: None,
             temporaries: Vec::new(),
             exclusive: None,

@@ -321,15 +321,23 @@ fn file_stat(metadata: &Metadata) -> FileStat {
 pub struct StoreCtx {
     backups: Arc<BackupDir>,
     budget: Budget,
+    /// Where the digest passes report their progress.
+    #[allow(dead_code)] // until the passes report progress
+    monitor: crate::monitor::Monitor,
     /// Whether this operation has made sure the directory is still at its path.
     in_place: bool,
 }
 
 impl StoreCtx {
-    pub(crate) fn new(backups: Arc<BackupDir>, budget: Budget) -> StoreCtx {
+    pub(crate) fn new(
+        backups: Arc<BackupDir>,
+        budget: Budget,
+        monitor: crate::monitor::Monitor,
+    ) -> StoreCtx {
         StoreCtx {
             backups,
             budget,
+            monitor,
             in_place: false,
         }
     }
