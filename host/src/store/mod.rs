@@ -69,6 +69,11 @@ impl BackupDir {
                 "{name:?} is the host's upload journal"
             )));
         }
+        if is_status_file(name) {
+            return Err(Error::NotPermitted(format!(
+                "{name:?} is the host's status record"
+            )));
+        }
         Ok(name)
     }
 
@@ -267,6 +272,15 @@ impl BackupDir {
 /// The host's own check of every name it is handed, whatever the guest decided: one
 /// ordinary file name, so that no name can address anything but an entry of the directory.
 /// (The guest's rules are stricter; this is the line the host holds even if they are wrong.)
+/// How the names of the host's status record (see [`crate::monitor::status`]) and its
+/// temporaries begin: the host's own files, out of the policy's reach and listing.
+pub const STATUS_PREFIX: &str = ".lgb-status";
+
+/// Whether `name` is the host's status record or one of its temporaries.
+pub fn is_status_file(name: &str) -> bool {
+    name.starts_with(STATUS_PREFIX)
+}
+
 pub(crate) fn confine(name: &str) -> Result<&str, Error> {
     let refused = |why: &str| Err(Error::NotPermitted(format!("{name:?}: {why}")));
     if name.is_empty() {
@@ -401,6 +415,7 @@ impl store::Host for StoreCtx {
             // A name that is not UTF-8 cannot be a backup name: leave it out.
             if let (true, Ok(name)) = (is_file, entry.file_name().into_string())
                 && !self.backups.is_live_database_file(&name)
+                && !is_status_file(&name)
             {
                 names.push(name);
             }
