@@ -5,8 +5,9 @@ use crate::exports::litegraph::backup::backup::Guest;
 use crate::litegraph::backup::remote::{Download, Object, Target, Upload};
 use crate::litegraph::backup::snapshot::SnapshotFile;
 use crate::litegraph::backup::types::{
-    BackupFile, Datetime, Error, FileDigests, FileStat, PruneDecision, PushOutcome, RemoteBackup,
-    RemoteVerification, Restoration, Retention, Verification,
+    BackupDetails, BackupFile, Datetime, DrillReport, Error, FileDigests, FileStat, PruneDecision,
+    PushOutcome, RemoteBackup, RemoteVerification, Restoration, Retention, ScratchRestore,
+    Verification,
 };
 use crate::litegraph::backup::{remote, snapshot, store};
 use crate::service::{Host, Service};
@@ -52,6 +53,9 @@ impl Host for Imports {
     }
     fn restore(&self, name: &str, sha256: &str) -> Result<(), Error> {
         snapshot::restore(name, sha256)
+    }
+    fn drill(&self, name: &str) -> Result<ScratchRestore, Error> {
+        snapshot::drill(name)
     }
     fn remote_targets(&self) -> Vec<Target> {
         remote::targets()
@@ -102,6 +106,12 @@ impl Guest for Component {
     }
     fn restore(name: String) -> Result<Restoration, Error> {
         Service::new(Imports).restore(&name)
+    }
+    fn drill(name: Option<String>) -> Result<DrillReport, Error> {
+        Service::new(Imports).drill(name.as_deref())
+    }
+    fn details(name: String) -> Result<BackupDetails, Error> {
+        Service::new(Imports).details(&name)
     }
     fn prune(rules: Retention, dry_run: bool) -> Result<Vec<PruneDecision>, Error> {
         Service::new(Imports).prune(&rules, dry_run)

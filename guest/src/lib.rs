@@ -12,6 +12,7 @@ wit_bindgen::generate!({
 });
 
 pub mod clock;
+pub mod drill;
 pub mod manifest;
 pub mod metadata;
 pub mod names;

@@ -6,10 +6,10 @@
 //! The sidecar's name has a fixed length whatever the backup's name, and its leading `.`
 //! keeps it out of listings.
 //!
-//! It is a few lines of text (version 2; the host's `read` and `write` cap it at 64 KiB):
+//! It is a few lines of text (version 3; the host's `read` and `write` cap it at 64 KiB):
 //!
 //! ```text
-//! litegraph-backup-metadata 2
+//! litegraph-backup-metadata 3
 //! filename<TAB>nightly.db
 //! length<TAB>352256
 //! md5<TAB>EF2A...
@@ -19,8 +19,13 @@
 //! birth<TAB>1748316670.909897123      (or `-` when the filesystem keeps no birth time)
 //! origin<TAB>default-name             (or `safety-backup`, `named`)
 //! verified<TAB>1748320000.000000000 passed   (or `... failed`, or `-` when never verified)
+//! drilled<TAB>1748330000.000000000 failed 1234 table nodes: 10 rows in the backup, 9 restored
 //! end
 //! ```
+//!
+//! `drilled` is the last drill: when, its outcome, how long it took in milliseconds and, for
+//! a failed one, what failed (on one line, shortened); `-` when never drilled. Version 2
+//! records have no `drilled` line (never drilled).
 //!
 //! Version 1 records (written by earlier releases, read still) have no `origin` and
 //! `verified` lines: a version 1 record's origin is read from its name (a default or safety
@@ -42,7 +47,9 @@ use sha2::{Digest, Sha256};
 /// The first line of a record, before its version.
 const MAGIC: &str = "litegraph-backup-metadata";
 /// The version written.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
+/// The longest failure summary a record keeps of a drill, in bytes.
+const SUMMARY_BYTES: usize = 1000;
 
 /// The recorded facts about one backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +61,7 @@ pub struct Metadata {
     pub birth: Option<Datetime>,
     pub origin: Origin,
     pub last_verification: Option<LastVerification>,
+    pub last_drill: Option<LastDrill>,
 }
 
 /// How a backup came to be: whether its name was the policy's choice (and so whether
@@ -106,6 +114,69 @@ pub struct LastVerification {
     pub passed: bool,
 }
 
+/// The outcome of the last `drill` of a backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastDrill {
+    pub at: Datetime,
+    pub passed: bool,
+    pub milliseconds: u64,
+    /// What failed, on one line and shortened; empty when it passed.
+    pub summary: String,
+}
+
+impl LastDrill {
+    /// A drill's record: `problems` in one line of at most [`SUMMARY_BYTES`], control
+    /// characters (a line break would end the field) made spaces.
+    pub fn new(at: Datetime, milliseconds: u64, problems: &[String]) -> LastDrill {
+        let joined = problems.join("; ");
+        let mut summary = String::with_capacity(joined.len().min(SUMMARY_BYTES));
+        for c in joined.chars() {
+            if summary.len() + c.len_utf8() > SUMMARY_BYTES {
+                break;
+            }
+            summary.push(if c.is_control() { ' ' } else { c });
+        }
+        LastDrill {
+            at,
+            passed: problems.is_empty(),
+            milliseconds,
+            summary,
+        }
+    }
+
+    fn encode(&self) -> String {
+        let outcome = if self.passed { "passed" } else { "failed" };
+        let mut line = format!(
+            "{} {outcome} {}",
+            format_datetime(self.at),
+            self.milliseconds
+        );
+        if !self.summary.is_empty() {
+            line.push(' ');
+            line.push_str(&self.summary);
+        }
+        line
+    }
+
+    fn parse(value: &str) -> Option<LastDrill> {
+        let mut parts = value.splitn(4, ' ');
+        let at = parse_datetime(parts.next()?)?;
+        let passed = match parts.next()? {
+            "passed" => true,
+            "failed" => false,
+            _ => return None,
+        };
+        let milliseconds = parts.next()?.parse().ok()?;
+        let summary = parts.next().unwrap_or("").to_owned();
+        Some(LastDrill {
+            at,
+            passed,
+            milliseconds,
+            summary,
+        })
+    }
+}
+
 /// The sidecar file that holds the metadata of backup `name`.
 pub fn sidecar_name(name: &str) -> String {
     let hash = Sha256::digest(name.as_bytes());
@@ -129,7 +200,7 @@ pub fn is_sidecar(name: &str) -> bool {
 const SIDECAR_LENGTH: usize = 5 + 64 + 5;
 
 impl Metadata {
-    /// The sidecar's content (version 2).
+    /// The sidecar's content (version 3).
     pub fn encode(&self) -> Vec<u8> {
         let birth = self.birth.map_or_else(|| "-".to_owned(), format_datetime);
         let verified = self.last_verification.map_or_else(
@@ -139,8 +210,12 @@ impl Metadata {
                 format!("{} {outcome}", format_datetime(v.at))
             },
         );
+        let drilled = self
+            .last_drill
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), LastDrill::encode);
         format!(
-            "{MAGIC} {VERSION}\nfilename\t{}\nlength\t{}\nmd5\t{}\nsha1\t{}\nsha256\t{}\ncreated\t{}\nbirth\t{}\norigin\t{}\nverified\t{}\nend\n",
+            "{MAGIC} {VERSION}\nfilename\t{}\nlength\t{}\nmd5\t{}\nsha1\t{}\nsha256\t{}\ncreated\t{}\nbirth\t{}\norigin\t{}\nverified\t{}\ndrilled\t{}\nend\n",
             self.filename,
             self.length,
             self.digests.md5,
@@ -150,11 +225,12 @@ impl Metadata {
             birth,
             self.origin.label(),
             verified,
+            drilled,
         )
         .into_bytes()
     }
 
-    /// Parses a sidecar of version 1 or 2; `None` for anything that is not a complete,
+    /// Parses a sidecar of version 1, 2 or 3; `None` for anything that is not a complete,
     /// well-formed record (a torn or foreign file, or one of a later version, is treated as
     /// no record at all).
     pub fn decode(bytes: &[u8]) -> Option<Metadata> {
@@ -162,6 +238,7 @@ impl Metadata {
         let version = match version {
             "1" => 1,
             "2" => 2,
+            "3" => 3,
             _ => return None,
         };
         let Recorded {
@@ -184,6 +261,14 @@ impl Metadata {
             };
             (origin, verified)
         };
+        let last_drill = if version >= 3 {
+            match fields.next("drilled")? {
+                "-" => None,
+                value => Some(LastDrill::parse(value)?),
+            }
+        } else {
+            None
+        };
         fields.end()?;
         Some(Metadata {
             filename,
@@ -193,6 +278,7 @@ impl Metadata {
             birth,
             origin,
             last_verification,
+            last_drill,
         })
     }
 }
@@ -301,6 +387,7 @@ mod tests {
             birth: None,
             origin: Origin::Named,
             last_verification: None,
+            last_drill: None,
         }
     }
 
@@ -341,13 +428,87 @@ mod tests {
             }),
             ..sample()
         };
-        for metadata in [sample(), with_birth, verified] {
+        let drilled = Metadata {
+            last_drill: Some(LastDrill::new(
+                Datetime {
+                    seconds: 1_748_317_000,
+                    nanoseconds: 2,
+                },
+                1234,
+                &["table nodes: 10 rows in the backup, 9 restored".into()],
+            )),
+            ..sample()
+        };
+        let drill_passed = Metadata {
+            last_drill: Some(LastDrill::new(at_second(1_748_317_001), 5, &[])),
+            ..sample()
+        };
+        for metadata in [sample(), with_birth, verified, drilled, drill_passed] {
             assert_eq!(Metadata::decode(&metadata.encode()), Some(metadata));
         }
     }
 
+    fn at_second(seconds: u64) -> Datetime {
+        Datetime {
+            seconds,
+            nanoseconds: 0,
+        }
+    }
+
     #[test]
-    fn version_2_adds_origin_and_verification_lines() {
+    fn version_3_adds_the_last_drill() {
+        let drilled = Metadata {
+            last_drill: Some(LastDrill::new(
+                at_second(1_748_330_000),
+                1234,
+                &[
+                    "integrity_check: row 3 missing\nfrom index".into(),
+                    "b".into(),
+                ],
+            )),
+            ..sample()
+        };
+        let text = String::from_utf8(drilled.encode()).unwrap();
+        assert!(text.starts_with("litegraph-backup-metadata 3\n"), "{text}");
+        assert!(
+            text.ends_with(
+                "verified\t-\ndrilled\t1748330000.000000000 failed 1234 integrity_check: row 3 missing from index; b\nend\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_drill_summary_is_one_shortened_line() {
+        let long = "é".repeat(2000);
+        let drill = LastDrill::new(at_second(1), 1, &[long, "x".into()]);
+        assert!(drill.summary.len() <= SUMMARY_BYTES);
+        assert!(!drill.passed);
+        assert!(drill.summary.chars().all(|c| c == 'é'));
+    }
+
+    // A sidecar written by version 2 (the last release) must still be read, with its
+    // verification outcome.
+    #[test]
+    fn version_2_records_are_still_read() {
+        let written = b"litegraph-backup-metadata 2\nfilename\tmy backup.db\nlength\t352256\nmd5\tEF2A390E654BCFE3052DAF7364037DBE\nsha1\t74625881C00FEF2E654AB9B800A0C8E23CC7CBB0\nsha256\t584F2D85362F7E7B9755DF7A363120E6FF8F93A162E918E7085C795021D14DCF\ncreated\t1748316670.904886000\nbirth\t-\norigin\tnamed\nverified\t1748320000.000000005 passed\nend\n";
+        let read = Metadata::decode(written).expect("a version 2 record");
+        assert_eq!(read.last_drill, None);
+        assert_eq!(
+            read.last_verification,
+            Some(LastVerification {
+                at: Datetime {
+                    seconds: 1_748_320_000,
+                    nanoseconds: 5
+                },
+                passed: true
+            })
+        );
+        assert_eq!(Metadata::decode(&read.encode()), Some(read));
+    }
+
+    #[test]
+    fn version_2_added_origin_and_verification_lines() {
         let verified = Metadata {
             last_verification: Some(LastVerification {
                 at: Datetime {
@@ -359,9 +520,11 @@ mod tests {
             ..sample()
         };
         let text = String::from_utf8(verified.encode()).unwrap();
-        assert!(text.starts_with("litegraph-backup-metadata 2\n"), "{text}");
+        assert!(text.starts_with("litegraph-backup-metadata 3\n"), "{text}");
         assert!(
-            text.ends_with("birth\t-\norigin\tnamed\nverified\t1748320000.000000005 passed\nend\n"),
+            text.ends_with(
+                "birth\t-\norigin\tnamed\nverified\t1748320000.000000005 passed\ndrilled\t-\nend\n"
+            ),
             "{text}"
         );
     }
@@ -417,10 +580,14 @@ mod tests {
     fn records_of_another_version_or_with_unknown_values_are_not_taken_for_ours() {
         let text = String::from_utf8(sample().encode()).unwrap();
         for other in [
-            text.replace("metadata 2", "metadata 3"),
-            text.replace("metadata 2", "metadata"),
-            // A version 1 header over version 2 lines.
-            text.replace("metadata 2", "metadata 1"),
+            text.replace("metadata 3", "metadata 4"),
+            text.replace("metadata 3", "metadata"),
+            // Older headers over version 3 lines.
+            text.replace("metadata 3", "metadata 1"),
+            text.replace("metadata 3", "metadata 2"),
+            text.replace("drilled\t-", "drilled\t5.000000000 maybe 3"),
+            text.replace("drilled\t-", "drilled\t5.000000000 passed"),
+            text.replace("drilled\t-\n", ""),
             text.replace("origin\tnamed", "origin\tscheduled"),
             text.replace("verified\t-", "verified\t5.000000000 maybe"),
             text.replace("verified\t-", "verified\t5.000000000"),

@@ -6,12 +6,13 @@ use std::collections::BTreeSet;
 use crate::litegraph::backup::remote::{Download, Object, Target, Upload};
 use crate::litegraph::backup::snapshot::SnapshotFile;
 use crate::litegraph::backup::types::{
-    BackupFile, Datetime, Error, FileDigests, FileStat, Restoration, Verification,
+    BackupFile, Datetime, Error, FileDigests, FileStat, Restoration, ScratchRestore, Verification,
 };
 use crate::metadata::{LastVerification, Metadata, Origin, is_sidecar, sidecar_name};
 use crate::names;
 use records::{Fresh, Record};
 
+mod drill;
 mod prune;
 mod records;
 mod remote;
@@ -34,6 +35,7 @@ pub trait Host {
     fn take_for_restore(&self, name: &str) -> Result<SnapshotFile, Error>;
     fn check(&self, name: &str, full: bool) -> Result<(), Error>;
     fn restore(&self, name: &str, sha256: &str) -> Result<(), Error>;
+    fn drill(&self, name: &str) -> Result<ScratchRestore, Error>;
     fn remote_targets(&self) -> Vec<Target>;
     fn remote_put_file(&self, target: &str, key: &str, name: &str) -> Result<Upload, Error>;
     fn remote_put(&self, target: &str, key: &str, contents: &[u8]) -> Result<(), Error>;
@@ -122,6 +124,7 @@ impl<H: Host> Service<H> {
                 birth: stat.created,
                 origin,
                 last_verification: None,
+                last_drill: None,
             };
             self.host.write(&sidecar_name(&name), &metadata.encode())?;
             Ok(backup_file(metadata, &stat))

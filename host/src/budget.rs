@@ -26,7 +26,7 @@ const GUEST_MEMORY_PER_LISTED_ENTRY: usize = 2 << 10;
 pub(crate) const MAX_LISTING_MEMORY: usize = 1 << 30;
 /// Snapshots in one operation: a create takes one, a restore one (its safety backup).
 const MAX_SNAPSHOTS: u32 = 1;
-/// Digests, checks or restores of one file in one operation (`verify` hashes a file at
+/// Digests, checks, restores or drills of one file in one operation (`verify` hashes a file at
 /// most twice, `restore` restores at most twice: the backup, then the safety backup back).
 const MAX_HEAVY_PER_FILE: u32 = 2;
 /// Bytes of metadata written in one operation.
@@ -38,6 +38,8 @@ pub(crate) enum Heavy {
     Digests,
     Check,
     Restore,
+    /// A restore into a scratch database, and its checks.
+    Drill,
 }
 
 /// One operation's spending, shared by its capabilities. Once it is exceeded, the call is

@@ -21,7 +21,7 @@ pub mod wire;
 
 pub use runtime::{Capabilities, Error, Limits, Policy, Runtime};
 pub use wire::{
-    BackupFile, PruneDecision, PushOutcome, RemoteBackup, RemoteVerification, Restoration,
+    BackupDetails, BackupFile, Drill, LastCheck, PruneDecision, PushOutcome, RemoteBackup, RemoteVerification, Restoration,
     Retention, Verification,
 };
 
@@ -33,8 +33,9 @@ pub(crate) mod bindings {
     });
 
     pub(crate) use litegraph::backup::types::{
-        BackupFile, Datetime, Error, FileDigests, FileStat, PruneDecision, PushOutcome,
-        RemoteBackup, RemoteVerification, Restoration, Retention, Verification,
+        BackupDetails, BackupFile, Datetime, DrillReport, Error, FileDigests, FileStat, LastCheck,
+        PruneDecision, PushOutcome, RemoteBackup, RemoteVerification, Restoration, Retention,
+        ScratchRestore, Verification,
     };
 }
 

@@ -19,7 +19,7 @@ use crate::remote::{RemoteCtx, Targets};
 use crate::snapshot::{LiveDatabase, SnapshotCtx};
 use crate::store::{BackupDir, StoreCtx};
 use crate::wire::{
-    BackupFile, PruneDecision, PushOutcome, RemoteBackup, RemoteVerification, Restoration,
+    BackupDetails, BackupFile, Drill, PruneDecision, PushOutcome, RemoteBackup, RemoteVerification, Restoration,
     Retention, Verification,
 };
 
@@ -306,6 +306,27 @@ impl Runtime {
             observed.bytes = restoration.restored.length;
             Ok(restoration)
         })
+    }
+
+    /// Tests a restore of `name` (default: the newest backup) in a scratch database; the
+    /// live database is never touched. A drill that fails is an answer (its problems), not
+    /// an error; its outcome is recorded with the backup.
+    pub fn drill(&self, name: Option<&str>) -> Result<Drill, Error> {
+        self.observed(Operation::Drill, About::backup(name), |observed| {
+            let drill = self
+                .call(|guest, store| guest.call_drill(store, name))
+                .map(Drill::from)?;
+            observed.backup = Some(drill.backup.filename.clone());
+            observed.bytes = drill.backup.length;
+            observed.problems(&drill.problems);
+            Ok(drill)
+        })
+    }
+
+    /// A backup's metadata with its origin and its last verify and drill.
+    pub fn details(&self, name: &str) -> Result<BackupDetails, Error> {
+        self.call(|guest, store| guest.call_details(store, name))
+            .map(BackupDetails::from)
     }
 
     /// Applies retention rules (see [`Retention`]); with `dry_run`, only decides. Rules

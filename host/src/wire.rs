@@ -286,6 +286,119 @@ impl From<bindings::RemoteVerification> for RemoteVerification {
     }
 }
 
+/// A restore drill's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drill {
+    /// True when every check passed.
+    #[serde(rename = "Passed")]
+    pub passed: bool,
+    /// Each failed check, one sentence each.
+    #[serde(rename = "Problems")]
+    pub problems: Vec<String>,
+    /// The backup drilled, with the digests recorded when it was made.
+    #[serde(rename = "Backup")]
+    pub backup: BackupFile,
+    /// When the drill started.
+    #[serde(rename = "StartedUtc")]
+    pub started_utc: Timestamp,
+    /// How long it took, in milliseconds.
+    #[serde(rename = "Milliseconds")]
+    pub milliseconds: u64,
+    /// Whether the backup holds LiteGraph's tables (then all of them must be there).
+    #[serde(rename = "LiteGraphSchema")]
+    pub litegraph: bool,
+    /// Every table, with its rows in the backup and once restored.
+    #[serde(rename = "Tables")]
+    pub tables: Vec<TableRows>,
+}
+
+/// One table's rows, as a drill counted them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableRows {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "InBackup")]
+    pub in_backup: u64,
+    /// `None` when they could not be counted once restored.
+    #[serde(rename = "Restored")]
+    pub restored: Option<u64>,
+}
+
+impl From<bindings::DrillReport> for Drill {
+    fn from(d: bindings::DrillReport) -> Self {
+        Drill {
+            passed: d.problems.is_empty(),
+            problems: d.problems,
+            backup: d.backup.into(),
+            started_utc: d.at.into(),
+            milliseconds: d.milliseconds,
+            litegraph: d.litegraph,
+            tables: d
+                .tables
+                .into_iter()
+                .map(|t| TableRows {
+                    name: t.name,
+                    in_backup: t.in_backup,
+                    restored: t.restored,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A backup with what the policy records beside its `BackupFile` (not part of LiteGraph's
+/// wire format, whose `BackupFile` stays exact).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupDetails {
+    #[serde(rename = "Backup")]
+    pub backup: BackupFile,
+    /// `default-name`, `safety-backup` or `named`.
+    #[serde(rename = "Origin")]
+    pub origin: String,
+    #[serde(rename = "LastVerify")]
+    pub last_verify: Option<LastCheck>,
+    #[serde(rename = "LastDrill")]
+    pub last_drill: Option<LastCheck>,
+}
+
+/// The last check of one kind (a verify, a drill) of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastCheck {
+    #[serde(rename = "At")]
+    pub at: Timestamp,
+    #[serde(rename = "Passed")]
+    pub passed: bool,
+    /// How long it took, when recorded (drills).
+    #[serde(rename = "Milliseconds", skip_serializing_if = "Option::is_none")]
+    pub milliseconds: Option<u64>,
+    /// Why it failed, in short; empty when it passed or when only the verdict was
+    /// recorded (verify).
+    #[serde(rename = "Summary", skip_serializing_if = "String::is_empty")]
+    pub summary: String,
+}
+
+impl From<bindings::LastCheck> for LastCheck {
+    fn from(c: bindings::LastCheck) -> Self {
+        LastCheck {
+            at: c.at.into(),
+            passed: c.passed,
+            milliseconds: c.milliseconds,
+            summary: c.summary,
+        }
+    }
+}
+
+impl From<bindings::BackupDetails> for BackupDetails {
+    fn from(d: bindings::BackupDetails) -> Self {
+        BackupDetails {
+            backup: d.backup.into(),
+            origin: d.origin,
+            last_verify: d.last_verify.map(LastCheck::from),
+            last_drill: d.last_drill.map(LastCheck::from),
+        }
+    }
+}
+
 /// A UTC instant with microsecond display, within the years 1970 to 9999 (LiteGraph's
 /// `DateTime` range; anything later is shown as its last microsecond).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Host;
 use crate::litegraph::backup::remote::{Download, Object, Target, Upload};
 use crate::litegraph::backup::snapshot::SnapshotFile;
-use crate::litegraph::backup::types::{Datetime, Error, FileDigests, FileStat};
+use crate::litegraph::backup::types::{
+    Datetime, Error, FileDigests, FileStat, ScratchRestore, TableRows,
+};
 
 #[derive(Default)]
 pub struct FakeHost {
@@ -36,6 +38,10 @@ pub struct FakeHost {
     /// the bytes with its name and `:`.
     pub targets: RefCell<Vec<Target>>,
     pub objects: RefCell<BTreeMap<(String, String), FakeObject>>,
+    /// The tables `drill` reports (each restored as in the backup), and what its integrity
+    /// check finds.
+    pub drill_tables: RefCell<Vec<TableRows>>,
+    pub drill_integrity: RefCell<Vec<String>>,
 }
 
 /// A stored object: its bytes, and the clock's second it was written.
@@ -244,6 +250,22 @@ impl Host for &FakeHost {
         } else {
             Err(Error::Corrupt("file is not a database".into()))
         }
+    }
+    /// Like the real host: the SHA-256 of the bytes restored; a file that is not a database
+    /// cannot be restored (`corrupt`).
+    fn drill(&self, name: &str) -> Result<ScratchRestore, Error> {
+        self.log(format!("drill {name}"));
+        let sha256 = self.digests_of(name)?.sha256;
+        if !self.files.borrow()[name].bytes.starts_with(b"SQLite") {
+            return Err(Error::Corrupt(
+                "not a database: its header is not SQLite's".into(),
+            ));
+        }
+        Ok(ScratchRestore {
+            sha256,
+            integrity: self.drill_integrity.borrow().clone(),
+            tables: self.drill_tables.borrow().clone(),
+        })
     }
     /// Like the real host: exactly the bytes whose SHA-256 is given, or nothing at all.
     fn restore(&self, name: &str, sha256: &str) -> Result<(), Error> {

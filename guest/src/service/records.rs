@@ -75,6 +75,7 @@ impl<H: Host> Service<H> {
             birth: stat.created,
             origin: Origin::of_name(name),
             last_verification: None,
+            last_drill: None,
         };
         // Best effort: the digests are right either way, and the next look tries again.
         let unsaved = self

@@ -220,6 +220,7 @@ impl<H: Host> Service<H> {
                 birth: stat.created,
                 origin: manifest.origin,
                 last_verification: None,
+                last_drill: None,
             };
             self.host.write(&sidecar_name(name), &metadata.encode())?;
             Ok(backup_file(metadata, &stat))
@@ -512,6 +513,7 @@ fn remote_backup(target: &str, manifest: Manifest) -> RemoteBackup {
         birth: None,
         origin: manifest.origin,
         last_verification: None,
+        last_drill: None,
     };
     RemoteBackup {
         target: target.to_owned(),

@@ -11,11 +11,12 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::litegraph::backup::snapshot::{self, SnapshotFile};
-use crate::bindings::{Error, FileDigests};
+use crate::bindings::{Error, FileDigests, ScratchRestore};
 use crate::budget::{Budget, Heavy};
 use crate::digests::digests;
 use crate::store::{BackupDir, OperationLock, Temporary};
 
+mod drill;
 mod pages;
 
 /// How long a snapshot waits for a lock on the live database by default, as LiteGraph's own
@@ -422,6 +423,13 @@ impl snapshot::Host for SnapshotCtx {
         self.backups.in_place()?;
         let path = self.backups.path_of_regular_file(&name)?;
         run_check(&open_backup(&path)?, full)
+    }
+
+    fn drill(&mut self, name: String) -> Result<ScratchRestore, Error> {
+        self.budget.heavy(Heavy::Drill, &name)?;
+        self.backups.in_place()?;
+        let source = self.backups.open_confined(&name)?;
+        drill::scratch_restore(source, self.monitor.progress())
     }
 
     fn restore(&mut self, name: String, sha256: String) -> Result<(), Error> {
