@@ -3,11 +3,13 @@
 
 use crate::bindings::{Error, ScratchRestore};
 use crate::monitor::Progress;
+use crate::store::BackupDir;
 
-/// Restores the backup read from `source` into a scratch database and checks it: see
+/// Restores backup `name` of `backups` into a scratch database and checks it: see
 /// `snapshot.drill` in wit/snapshot.wit.
 pub(super) fn scratch_restore(
-    _source: std::fs::File,
+    _backups: &BackupDir,
+    _name: &str,
     _progress: &dyn Progress,
 ) -> Result<ScratchRestore, Error> {
     Err(Error::Io("drills are not built yet".into()))

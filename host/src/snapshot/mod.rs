@@ -428,8 +428,7 @@ impl snapshot::Host for SnapshotCtx {
     fn drill(&mut self, name: String) -> Result<ScratchRestore, Error> {
         self.budget.heavy(Heavy::Drill, &name)?;
         self.backups.in_place()?;
-        let source = self.backups.open_confined(&name)?;
-        drill::scratch_restore(source, self.monitor.progress())
+        drill::scratch_restore(&self.backups, &name, self.monitor.progress())
     }
 
     fn restore(&mut self, name: String, sha256: String) -> Result<(), Error> {
