@@ -21,8 +21,8 @@ pub mod wire;
 
 pub use runtime::{Capabilities, Error, Limits, Policy, Runtime};
 pub use wire::{
-    BackupDetails, BackupFile, Drill, LastCheck, PruneDecision, PushOutcome, RemoteBackup, RemoteVerification, Restoration,
-    Retention, Verification,
+    BackupDetails, BackupFile, Drill, LastCheck, PruneDecision, PushOutcome, RemoteBackup,
+    RemoteVerification, Restoration, Retention, Verification,
 };
 
 /// The generated bindings of `wit/` (the `backup-service` world).

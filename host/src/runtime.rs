@@ -19,8 +19,8 @@ use crate::remote::{RemoteCtx, Targets};
 use crate::snapshot::{LiveDatabase, SnapshotCtx};
 use crate::store::{BackupDir, StoreCtx};
 use crate::wire::{
-    BackupDetails, BackupFile, Drill, PruneDecision, PushOutcome, RemoteBackup, RemoteVerification, Restoration,
-    Retention, Verification,
+    BackupDetails, BackupFile, Drill, PruneDecision, PushOutcome, RemoteBackup, RemoteVerification,
+    Restoration, Retention, Verification,
 };
 
 /// Guest instances that can exist at once; more callers wait for a turn.

@@ -50,9 +50,13 @@ Examples:
   litegraph-backup delete nightly.db
   litegraph-backup verify latest --full        # exit 0 sound, 4 damaged
   litegraph-backup restore nightly.db          # verified, with a safety backup first
+  litegraph-backup drill                       # restore the newest into a scratch db, check it
+  litegraph-backup status                      # newest backup, its age, last runs; exit 4 degraded
   litegraph-backup prune --keep-daily 7 --keep-weekly 4 --dry-run
   litegraph-backup serve                       # HTTP API on 127.0.0.1:8701
   litegraph-backup serve --schedule 6h --keep-last 8 --keep-daily 7
+  litegraph-backup serve --schedule 1h --drill-every 1d --alert-webhook https://hooks.example/x
+  curl -H 'Authorization: Bearer litegraphadmin' http://localhost:8701/metrics   # Prometheus
   litegraph-backup push latest                 # to every [[remote]] target in --config
   litegraph-backup remote list --target offsite
   litegraph-backup recover --to /srv/litegraph.db --latest   # a lost machine, from offsite
@@ -72,7 +76,8 @@ const EXIT_CODES: &str = "Exit codes:
   2  refused as given: usage error, invalid name, name taken (or recover's --to exists), bad
      configuration, credentials or age keys refused
   3  not found: no such backup, no database, no backup directory
-  4  damaged: verification failed, restore refused a backup that fails it, corrupt file
+  4  damaged: verification or a drill failed, restore refused a backup that fails it,
+     corrupt file; `status`: degraded
   5  busy: the database or another create or restore held the lock past --busy-timeout
   6  any other failure (I/O, internal, a remote target unreachable; a prune whose removal
      failed, the others done)
@@ -152,7 +157,9 @@ pub enum Command {
     /// temporary directory, through the same page-for-page path as `restore`; then SQLite's
     /// full integrity_check runs on it, every table's row count is compared with the
     /// backup's, and LiteGraph's tables are looked for. The scratch copy is removed; the
-    /// outcome is kept with the backup's metadata (see `show` and `status`).
+    /// outcome is kept with the backup's metadata (see `show` and `status`). The scratch
+    /// directory is made in the system's temporary directory (TMPDIR), which needs room
+    /// for one copy of the backup. `serve --drill-every` runs this on a schedule.
     Drill {
         /// The backup's file name, or `latest` [default: the newest backup].
         name: Option<String>,
@@ -177,7 +184,12 @@ pub enum Command {
     /// Binds the address first; then creates the backup directory when it is missing, and
     /// an empty database in WAL mode (as LiteGraph does on first start) only when it is the
     /// default one or --create-database is given. Every backup route needs
-    /// `Authorization: Bearer <admin token>`; `GET /health` does not.
+    /// `Authorization: Bearer <admin token>`; `GET /health` does not, and `GET /metrics`
+    /// (Prometheus) does unless it is read from --metrics-listen.
+    ///
+    /// `/health` answers 503 Degraded, with the reasons, when the backup directory or the
+    /// database is gone, the last scheduled run failed, or the newest backup is older than
+    /// two periods of the schedule.
     ///
     /// With --schedule, it also makes a backup on that schedule (create, verify, then the
     /// --keep-* rules), one run at a time; after downtime, one catch-up run at start when
