@@ -12,6 +12,7 @@ mod hostile;
 mod hostile_load;
 mod http;
 mod live_database;
+mod monitoring;
 mod names;
 mod offsite;
 mod operator;

@@ -1,5 +1,6 @@
 //! `serve`: the HTTP API, and the schedule beside it, until SIGINT or SIGTERM.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use super::commands::{open_targets, policy};
@@ -26,6 +27,11 @@ pub fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<()> {
             )
         })?;
     let bound = listener.local_addr()?;
+    let metrics_listener = serve
+        .metrics_listen
+        .as_deref()
+        .map(bind_metrics)
+        .transpose()?;
     if serve.default_token_exposed(bound) {
         tracing::warn!(
             "LISTENING ON {bound}, BEYOND THIS MACHINE, WITH THE DEFAULT ADMIN TOKEN: anyone who \
@@ -64,7 +70,7 @@ pub fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<()> {
     let state = crate::http::ApiState::new(runtime.clone(), &serve.admin_token)?
         .with_body_timeout(serve.request_timeout)
         .with_schedule(status.clone());
-    let app = crate::http::router(state);
+    let app = crate::http::router(state.clone());
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -75,6 +81,20 @@ pub fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<()> {
                 config.database.path.display(),
                 config.backups.path.display()
             );
+            let (stopping, stopped) = tokio::sync::watch::channel(false);
+            let metrics = match metrics_listener {
+                Some((listener, addr)) => {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    tracing::info!("serving metrics on http://{addr}/metrics (no token)");
+                    Some(tokio::spawn(crate::http::serve(
+                        listener,
+                        metrics_only(state.clone()),
+                        METRICS_SERVE_OPTIONS,
+                        stop_signal(stopped),
+                    )))
+                }
+                None => None,
+            };
             // Polled once, so that the signal handlers are in place before the schedule's
             // first run starts: a SIGTERM during that run must let it finish.
             let mut shutdown = Box::pin(shutdown_signal());
@@ -92,15 +112,57 @@ pub fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<()> {
                 if let Some(stop) = stop {
                     stop.stop();
                 }
+                let _ = stopping.send(true);
             };
             let served = crate::http::serve(listener, app, serve.serve_options(), shutdown).await;
             if let Some(daemon) = daemon {
                 tokio::task::spawn_blocking(move || daemon.finish()).await?;
             }
+            if let Some(metrics) = metrics {
+                metrics.await??;
+            }
             served?;
             tracing::info!("stopped");
             Ok(())
         })
+}
+
+/// The metrics listener serves a scraper or two, not the public: a few connections.
+const METRICS_SERVE_OPTIONS: crate::http::ServeOptions = crate::http::ServeOptions {
+    header_timeout: crate::http::DEFAULT_REQUEST_TIMEOUT,
+    max_connections: 16,
+};
+
+/// Binds `--metrics-listen`'s address, before anything runs: a server that cannot serve
+/// its metrics does not start (the operator asked for them; the alerts rely on them).
+fn bind_metrics(addr: &str) -> anyhow::Result<(std::net::TcpListener, SocketAddr)> {
+    std::net::TcpListener::bind(addr)
+        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+        .and_then(|listener| listener.local_addr().map(|bound| (listener, bound)))
+        .map_err(|e| {
+            Failure::error(
+                Exit::Failed,
+                format!("cannot listen on {addr} for --metrics-listen: {e}"),
+            )
+        })
+}
+
+/// `GET /metrics` alone, without the admin token: the API's own route (from its route
+/// table), any other path 404, and no request log line (a scrape every few seconds).
+fn metrics_only(state: crate::http::ApiState) -> axum::Router {
+    let scrape = crate::http::routes()
+        .into_iter()
+        .find_map(|(_, path, _, handler)| (path == "/metrics").then_some(handler))
+        .expect("the route table has /metrics");
+    axum::Router::new()
+        .route("/metrics", scrape)
+        .fallback(|| async { crate::http::ApiError::from(crate::Error::NotFound) })
+        .with_state(state)
+}
+
+/// Completes once `stopped` says so (or its sender is gone).
+async fn stop_signal(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stopped| *stopped).await;
 }
 
 /// Whether `serve` is to create the database: only when it is missing and is the default

@@ -1,0 +1,5 @@
+//! Monitoring: the Prometheus metrics, the operation log lines, health, status, alerts and
+//! drills, seen from outside (a real `serve`, real sockets, the real guest).
+
+mod logs;
+mod metrics;
