@@ -18,6 +18,7 @@ mod offsite;
 mod operator;
 mod ordering;
 mod policy;
+mod progress;
 mod prune_cli;
 mod restore;
 mod retention;

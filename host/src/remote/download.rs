@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::encoding::{HashingReader, Transport, decoder, read_failure};
 use super::targets::{Target, Targets};
@@ -17,6 +17,8 @@ use super::upload::not_configured;
 use crate::bindings::litegraph::backup::remote::Download;
 use crate::bindings::{Error, FileDigests};
 use crate::digests::digests;
+use crate::monitor::Progress;
+use crate::monitor::progress::Pass;
 use crate::store::{BackupDir, SMALL_FILE_BYTES, Temporary};
 
 /// Received chunks waiting for the decoder: bounds memory to a few network chunks.
@@ -51,21 +53,30 @@ impl Targets {
         }
     }
 
-    /// Downloads `key`, decodes it into `temporary` and reports what was received.
+    /// Downloads `key`, decodes it into the local copy's temporary and reports what was
+    /// received.
     pub(crate) fn get_file(
         &self,
         target: &Target,
         key: &str,
         path: Path,
         encoding: &[String],
-        backups: &BackupDir,
-        temporary: &Temporary,
+        LocalCopy {
+            backups,
+            temporary,
+            progress,
+        }: LocalCopy<'_>,
     ) -> Result<Download, Error> {
         let handle = self.handle().ok_or_else(not_configured)?;
         let (chunks, received) = mpsc::channel(CHUNKS_WAITING);
-        let receiving = handle.spawn(receive(Arc::clone(&target.store), path, chunks));
+        let (length, stored_length) = oneshot::channel();
+        let receiving = handle.spawn(receive(Arc::clone(&target.store), path, length, chunks));
         // The first answer says whether there is such an object at all.
-        let mut stored = HashingReader::new(ChunkReader::open(received, target, key)?);
+        let opened = ChunkReader::open(received, target, key)?;
+        // Sent before the first answer; 0 (a pass of unknown size) if the task is gone.
+        let total = stored_length.blocking_recv().unwrap_or(0);
+        let downloading = Pass::start(progress, "downloading", total);
+        let mut stored = HashingReader::new(downloading.reader(opened));
         let file = backups.open_for_writing(temporary.name())?;
         let decoded = digest_into(decoder(target, encoding, &mut stored)?, file)?;
         // Whatever the decoders left unread (nothing, for a sound object) is still part of
@@ -89,6 +100,14 @@ impl Targets {
     }
 }
 
+/// Where a download goes: a temporary of the backup directory, and where its progress is
+/// shown.
+pub(crate) struct LocalCopy<'a> {
+    pub(crate) backups: &'a BackupDir,
+    pub(crate) temporary: &'a Temporary,
+    pub(crate) progress: &'a dyn Progress,
+}
+
 /// Writes the decoded bytes to `file` while digesting them in one pass.
 fn digest_into(decoded: impl Read, file: std::fs::File) -> Result<(u64, FileDigests), Error> {
     let mut writing = WritingReader {
@@ -107,14 +126,19 @@ fn digest_into(decoded: impl Read, file: std::fs::File) -> Result<(u64, FileDige
     ))
 }
 
-/// Streams the object's bytes into `chunks`; stops when the reader is gone.
+/// Sends the object's length into `length`, then streams its bytes into `chunks`; stops
+/// when the reader is gone.
 async fn receive(
     store: Arc<dyn ObjectStore>,
     path: Path,
+    length: oneshot::Sender<u64>,
     chunks: mpsc::Sender<Result<Bytes, object_store::Error>>,
 ) {
     let mut stream = match store.get(&path).await {
-        Ok(object) => object.into_stream(),
+        Ok(object) => {
+            let _ = length.send(object.meta.size);
+            object.into_stream()
+        }
         Err(e) => {
             let _ = chunks.send(Err(e)).await;
             return;

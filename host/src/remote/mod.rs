@@ -28,6 +28,7 @@ pub use targets::Targets;
 use crate::bindings::Error;
 use crate::bindings::litegraph::backup::remote::{self, Download, Object, Target, Upload};
 use crate::budget::Budget;
+use crate::monitor::progress::Pass;
 use crate::store::{BackupDir, SMALL_FILE_BYTES, Temporary, datetime};
 use keys::{listing_path, object_path};
 use targets::Target as OpenTarget;
@@ -39,7 +40,6 @@ pub struct RemoteCtx {
     backups: Arc<BackupDir>,
     budget: Budget,
     /// Where uploads and downloads report their progress.
-    #[allow(dead_code)] // until the passes report progress
     monitor: crate::monitor::Monitor,
     /// The downloads of this operation: removed when it ends unless renamed away.
     temporaries: Vec<Temporary>,
@@ -130,8 +130,19 @@ impl remote::Host for RemoteCtx {
             );
         }
         let journal = journal::Journal::of(&self.backups);
-        self.targets
-            .put_file(remote, &key, path, journal, (&name, source))
+        let length = source
+            .metadata()
+            .map_err(|e| Error::Io(format!("cannot stat {name}: {e}")))?
+            .len();
+        // What the encoder has read: the upload trails it by the parts in flight.
+        let uploading = Pass::start(self.monitor.progress(), "uploading", length);
+        self.targets.put_file(
+            remote,
+            &key,
+            path,
+            journal,
+            (&name, uploading.reader(source)),
+        )
     }
 
     fn put(&mut self, target: String, key: String, contents: Vec<u8>) -> Result<(), Error> {
@@ -183,9 +194,15 @@ impl remote::Host for RemoteCtx {
         encoding::check_known(&encoding)?;
         self.backups.in_place()?;
         let (targets, backups) = (Arc::clone(&self.targets), Arc::clone(&self.backups));
+        let monitor = self.monitor.clone();
         let temporary = self.temporary()?;
         let remote = targets.find(&target).ok_or_else(not_configured)?;
-        targets.get_file(remote, &key, path, &encoding, &backups, temporary)
+        let local = download::LocalCopy {
+            backups: &backups,
+            temporary,
+            progress: monitor.progress(),
+        };
+        targets.get_file(remote, &key, path, &encoding, local)
     }
 
     fn delete(&mut self, target: String, key: String) -> Result<(), Error> {

@@ -14,6 +14,8 @@ use crate::bindings::litegraph::backup::snapshot::{self, SnapshotFile};
 use crate::bindings::{Error, FileDigests, ScratchRestore};
 use crate::budget::{Budget, Heavy};
 use crate::digests::digests;
+use crate::monitor::Progress;
+use crate::monitor::progress::Pass;
 use crate::store::{BackupDir, OperationLock, Temporary};
 
 mod drill;
@@ -96,6 +98,17 @@ impl LiveDatabase {
                 _ => Error::Io(format!("cannot read the live database {shown}: {e}")),
             })?;
         Ok(connection)
+    }
+
+    /// The database's size as `connection` sees it now: its pages, WAL included.
+    fn size(connection: &Connection) -> Result<u64, Error> {
+        let pragma = |name: &str| {
+            connection
+                .query_row(&format!("PRAGMA {name}"), [], |row| row.get::<_, i64>(0))
+                .map_err(sqlite_error)
+        };
+        let bytes = pragma("page_count")?.saturating_mul(pragma("page_size")?);
+        Ok(u64::try_from(bytes).unwrap_or(0))
     }
 
     /// Copies the whole database, as of one read transaction, into the (empty, existing)
@@ -210,8 +223,7 @@ pub struct SnapshotCtx {
     database: Arc<LiveDatabase>,
     backups: Arc<BackupDir>,
     budget: Budget,
-    /// Where the copy, digest and restore passes report their progress.
-    #[allow(dead_code)] // until the passes report progress
+    /// Where the copy, digest, check and restore passes report their progress.
     monitor: crate::monitor::Monitor,
     /// A restore prepared by `take-for-restore`, holding the live database's write
     /// transaction; rolled back if the operation ends without `restore`. Declared before the
@@ -315,7 +327,11 @@ impl SnapshotCtx {
 
 /// Flushes a finished copy to disk and digests it at once: the flush waits on the disk, the
 /// hashing on the CPU, and the copy is still in the page cache.
-fn flush_and_digest(backups: &BackupDir, temporary: &Temporary) -> Result<FileDigests, Error> {
+fn flush_and_digest(
+    backups: &BackupDir,
+    temporary: &Temporary,
+    progress: &dyn Progress,
+) -> Result<FileDigests, Error> {
     let io = |action: &str, e: std::io::Error| {
         Error::Io(format!(
             "cannot {action} in the backup directory {}: {e}",
@@ -325,9 +341,14 @@ fn flush_and_digest(backups: &BackupDir, temporary: &Temporary) -> Result<FileDi
     let copy = backups
         .open_for_reading(temporary.name())
         .map_err(|e| io("reopen the snapshot", std::io::Error::other(e)))?;
+    let length = copy
+        .metadata()
+        .map_err(|e| io("read the snapshot", e))?
+        .len();
+    let hashing = Pass::start(progress, "hashing", length);
     let (synced, digests) = std::thread::scope(|scope| {
         let sync = scope.spawn(|| temporary.sync());
-        let digests = digests(copy);
+        let digests = digests(hashing.reader(copy));
         (sync.join().expect("fsync never panics"), digests)
     });
     synced.map_err(|e| io("flush the snapshot to disk", e))?;
@@ -371,17 +392,21 @@ impl snapshot::Host for SnapshotCtx {
         // Connect first: without a database, nothing at all is created.
         let source = self.database.connect()?;
         self.hold_exclusive()?;
-        let backups = Arc::clone(&self.backups);
+        let (backups, monitor) = (Arc::clone(&self.backups), self.monitor.clone());
         let temporary = self.temporary()?;
         let path = backups.path().join(temporary.name());
+        // The online backup is one call: its progress is the copy's length as it grows.
+        let copying = Pass::start(monitor.progress(), "copying", LiveDatabase::size(&source)?);
         std::thread::scope(|scope| {
             let (stop, stopped) = std::sync::mpsc::channel::<()>();
-            scope.spawn(move || temporary.flush_while_written(&stopped));
+            let copying = &copying;
+            scope.spawn(move || temporary.flush_while_written(&stopped, copying));
             let copied = LiveDatabase::copy_to(&source, &path);
             drop(stop);
             copied
         })?;
-        let digests = flush_and_digest(&backups, temporary)?;
+        drop(copying);
+        let digests = flush_and_digest(&backups, temporary, monitor.progress())?;
         Ok(SnapshotFile {
             name: temporary.name().to_owned(),
             digests,
@@ -397,7 +422,7 @@ impl snapshot::Host for SnapshotCtx {
             ));
         }
         let pending = self.begin_restore(&name)?;
-        let backups = Arc::clone(&self.backups);
+        let (backups, monitor) = (Arc::clone(&self.backups), self.monitor.clone());
         self.reports_restore = true;
         let temporary = self.temporary()?;
         *RESTORE_PROGRESS
@@ -408,8 +433,8 @@ impl snapshot::Host for SnapshotCtx {
             committed: false,
         });
         let file = backups.open_for_writing(temporary.name())?;
-        pages::copy_live(&pending.live, pending.header.layout.page_size, &file)?;
-        let digests = flush_and_digest(&backups, temporary)?;
+        pages::copy_live(&pending.live, &pending.header, &file, monitor.progress())?;
+        let digests = flush_and_digest(&backups, temporary, monitor.progress())?;
         let temporary = temporary.name().to_owned();
         self.pending = Some(pending);
         Ok(SnapshotFile {
@@ -422,6 +447,7 @@ impl snapshot::Host for SnapshotCtx {
         self.budget.heavy(Heavy::Check, &name)?;
         self.backups.in_place()?;
         let path = self.backups.path_of_regular_file(&name)?;
+        let _checking = Pass::start(self.monitor.progress(), "checking", 0);
         run_check(&open_backup(&path)?, full)
     }
 
@@ -447,7 +473,12 @@ impl snapshot::Host for SnapshotCtx {
         // Read through the directory's handle, once: exactly these bytes are written and
         // hashed, whatever happens to the name meanwhile.
         let mut source = self.backups.open_confined(&name)?;
-        let written = pages::write_backup(&pending.live, &pending.header, &mut source)?;
+        let written = pages::write_backup(
+            &pending.live,
+            &pending.header,
+            &mut source,
+            self.monitor.progress(),
+        )?;
         if !written.eq_ignore_ascii_case(&sha256) {
             // Dropping the connection rolls the transaction back.
             return Err(Error::Corrupt(format!(

@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 
 use super::sqlite_error;
 use crate::bindings::Error;
+use crate::monitor::Progress;
+use crate::monitor::progress::Pass;
 
 /// The first bytes of every SQLite database file.
 const MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -203,9 +205,16 @@ fn lock_byte_page(page_size: u32) -> u64 {
 /// file. Returns the number of pages copied.
 pub(super) fn copy_live(
     live: &Connection,
-    page_size: u32,
+    header: &LiveHeader,
     file: &std::fs::File,
+    progress: &dyn Progress,
 ) -> Result<u32, Error> {
+    let page_size = header.layout.page_size;
+    let copying = Pass::start(
+        progress,
+        "copying",
+        u64::from(header.page_count) * u64::from(page_size),
+    );
     let mut statement = live
         .prepare("SELECT pgno, data FROM sqlite_dbpage")
         .map_err(sqlite_error)?;
@@ -230,6 +239,7 @@ pub(super) fn copy_live(
         } else {
             file.write_all_at(data, offset).map_err(write)?;
         }
+        copying.update(offset + u64::from(page_size));
         pages = pages.max(pgno);
     }
     Ok(pages)
@@ -261,6 +271,7 @@ pub(super) fn write_backup(
     live: &Connection,
     live_header: &LiveHeader,
     source: &mut std::fs::File,
+    progress: &dyn Progress,
 ) -> Result<String, Error> {
     let page_size = live_header.layout.page_size as usize;
     let mut insert = live
@@ -269,10 +280,12 @@ pub(super) fn write_backup(
     let mut sha256 = Sha256::new();
     let mut page = vec![0u8; page_size];
     let mut pgno: u32 = 0;
-    let pages = source
+    let length = source
         .metadata()
-        .map(|m| m.len() / page_size as u64)
+        .map(|m| m.len())
         .map_err(|e| Error::Io(format!("cannot stat the backup: {e}")))?;
+    let restoring = Pass::start(progress, "restoring", length);
+    let pages = length / page_size as u64;
     let pages = u32::try_from(pages)
         .map_err(|_| Error::Corrupt("the backup has more pages than SQLite allows".into()))?;
     let lock_byte = lock_byte_page(live_header.layout.page_size);
@@ -289,6 +302,7 @@ pub(super) fn write_backup(
         }
         sha256.update(&page);
         pgno += 1;
+        restoring.update(u64::from(pgno) * page_size as u64);
         if u64::from(pgno) == lock_byte {
             continue;
         }

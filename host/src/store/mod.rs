@@ -16,6 +16,7 @@ use crate::bindings::litegraph::backup::store;
 use crate::bindings::{Datetime, Error, FileDigests, FileStat};
 use crate::budget::{Budget, Heavy};
 use crate::digests::digests;
+use crate::monitor::progress::Pass;
 
 mod live_database;
 mod temporaries;
@@ -336,7 +337,6 @@ pub struct StoreCtx {
     backups: Arc<BackupDir>,
     budget: Budget,
     /// Where the digest passes report their progress.
-    #[allow(dead_code)] // until the passes report progress
     monitor: crate::monitor::Monitor,
     /// Whether this operation has made sure the directory is still at its path.
     in_place: bool,
@@ -435,7 +435,12 @@ impl store::Host for StoreCtx {
         self.budget.heavy(Heavy::Digests, &name)?;
         self.check_in_place()?;
         let file = self.backups.open_regular(self.backups.confine(&name)?)?;
-        let d = digests(file).map_err(|e| self.failed("read", &name, e))?;
+        let length = file
+            .metadata()
+            .map_err(|e| self.failed("stat", &name, e))?
+            .len();
+        let hashing = Pass::start(self.monitor.progress(), "hashing", length);
+        let d = digests(hashing.reader(file)).map_err(|e| self.failed("read", &name, e))?;
         Ok(FileDigests {
             md5: d.md5,
             sha1: d.sha1,

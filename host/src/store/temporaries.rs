@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use cap_std::fs::{OpenOptions, OpenOptionsExt};
 
 use super::BackupDir;
+use crate::monitor::progress::Pass;
 
 /// Temporaries older than this, and no longer locked by a live process, are leftovers of a
 /// run that died; younger ones may still be between creation and locking.
@@ -222,13 +223,14 @@ impl Temporary {
     /// While someone else writes the file, writes it back to disk every [`FLUSH_STEP`]
     /// bytes, until `stop` is dropped or sent to: the final flush is then short, and other
     /// processes' fsyncs (a LiteGraph commit) never queue behind a whole database's worth of
-    /// dirty pages.
-    pub(crate) fn flush_while_written(&self, stop: &mpsc::Receiver<()>) {
+    /// dirty pages. The length seen is the `writing` pass's progress.
+    pub(crate) fn flush_while_written(&self, stop: &mpsc::Receiver<()>, writing: &Pass<'_>) {
         let mut flushed = 0;
         while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(FLUSH_POLL) {
             let Ok(length) = self.file.metadata().map(|m| m.len()) else {
                 return;
             };
+            writing.update(length);
             if length >= flushed + FLUSH_STEP {
                 // A failure here resurfaces in the final, checked flush.
                 let _ = self.file.sync_data();
