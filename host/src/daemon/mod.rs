@@ -1,24 +1,35 @@
-//! What runs on its own inside `serve`: the backup schedule. A scheduled run is one more
-//! caller of the same [`Runtime`] the edges call (create under the policy's default name,
-//! verify it, then prune when retention rules are configured), never a second code path.
+//! What runs on its own inside `serve`: the backup schedule and the restore drills. A
+//! scheduled run is one more caller of the same [`Runtime`] the edges call (create under the
+//! policy's default name, verify it, then prune when retention rules are configured), and a
+//! scheduled drill one more call of `drill`, never a second code path.
 //!
 //! After a run's backup is verified it goes offsite ([`offsite`]): pushed to every remote
-//! target, then each target's retention applied with the same rules.
+//! target, then each target's retention applied with the same rules. Each run's and drill's
+//! outcome goes out as alerts ([`alerts`]: a heartbeat after a successful run, a webhook
+//! post after a failure) and into the status record, where `status` in another process
+//! reads it.
 //!
-//! One thread makes the runs one after the other, so they never overlap here, and the
-//! operation lock keeps a run apart from any other process's create or restore. The guest
-//! calls block (SQLite, files), so that thread is never one of the async workers.
+//! One thread makes the runs and the drills one after the other, so they never overlap
+//! here, and the operation lock keeps a run apart from any other process's create or
+//! restore. The guest calls block (SQLite, files), so that thread is never one of the async
+//! workers.
 
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
+use crate::monitor::Operation;
+use crate::monitor::status::{ScheduleRecord, ScheduledRun, Utc};
 use crate::schedule::Schedule;
 use crate::{Error, PruneDecision, Retention, Runtime};
 
+pub mod alerts;
+mod drills;
 mod offsite;
 
+pub use alerts::{Alert, Alerts};
+pub use drills::DrillRun;
 pub use offsite::{PruneRecord, PushRecord, RemoteStatus, check_targets_in_background};
 
 /// How the policy's default names begin: the backups the schedule makes (a create without
@@ -32,6 +43,8 @@ const BUSY_RETRIES: u32 = 5;
 /// The longest the schedule sleeps without looking at the wall clock again, so that a
 /// clock set forward or back is noticed.
 const LONGEST_NAP: Duration = Duration::from_secs(60);
+/// How long a stopping server waits for the alerts still queued to go.
+const ALERTS_PATIENCE: Duration = Duration::from_secs(5);
 
 /// What `serve` runs on its own, as configured.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +77,9 @@ pub struct Run {
     pub removed: Option<usize>,
     /// What went wrong, one sentence per failure; `None` when the run succeeded.
     pub error: Option<String>,
+    /// The first of the run's operations that failed (`create`, `verify`, `prune`, `push`,
+    /// `remote_prune`), as the alert names it.
+    pub failed_operation: Option<Operation>,
 }
 
 impl Run {
@@ -76,6 +92,7 @@ impl Run {
             verified: None,
             removed: None,
             error: None,
+            failed_operation: None,
         }
     }
 
@@ -83,7 +100,8 @@ impl Run {
         self.error.is_none()
     }
 
-    fn failed(&mut self, why: String) {
+    fn failed(&mut self, operation: Operation, why: String) {
+        self.failed_operation.get_or_insert(operation);
         self.error = Some(match self.error.take() {
             Some(before) => format!("{before}; {why}"),
             None => why,
@@ -91,11 +109,28 @@ impl Run {
     }
 }
 
+/// How many runs (or drills) ended each way since `serve` started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+impl Tally {
+    fn count(&mut self, succeeded: bool) {
+        if succeeded {
+            self.succeeded += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+}
+
 /// What the schedule is, and what it is doing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScheduleStatus {
-    /// The schedule as `--schedule` takes it (`6h`, `0 3 * * *`); `None` without one.
-    pub schedule: Option<String>,
+    /// The backup schedule; `None` without one.
+    pub schedule: Option<Schedule>,
     /// The configured retention rules (perhaps none).
     pub retention: Retention,
     /// When the next run is due; `None` while one runs, or without a schedule.
@@ -103,8 +138,46 @@ pub struct ScheduleStatus {
     /// When the run in progress started.
     pub running_since: Option<SystemTime>,
     pub last_run: Option<Run>,
+    /// The runs since start-up, by outcome.
+    pub runs: Tally,
+    /// How often the newest backup is drilled; `None`: only when asked.
+    pub drill_every: Option<Duration>,
+    /// When the next drill is due; `None` while one runs, or without drills.
+    pub next_drill: Option<SystemTime>,
+    pub last_drill: Option<DrillRun>,
+    /// The drills since start-up, by outcome.
+    pub drills: Tally,
     /// Each remote target, in the operator's order, with its last push and prune.
     pub remotes: Vec<RemoteStatus>,
+}
+
+impl ScheduleStatus {
+    /// As the status record keeps it; `stopped` when `serve` is stopping.
+    fn record(&self, stopped: Option<SystemTime>) -> ScheduleRecord {
+        ScheduleRecord {
+            recorded: Utc(SystemTime::now()),
+            schedule: self.schedule.as_ref().map(schedule_text),
+            drill_every: self
+                .drill_every
+                .map(|every| humantime::format_duration(every).to_string()),
+            next_run: self.next_run.map(Utc),
+            next_drill: self.next_drill.map(Utc),
+            running_since: self.running_since.map(Utc),
+            last_run: self.last_run.as_ref().map(|run| ScheduledRun {
+                started: Utc(run.started),
+                ended: Utc(run.ended),
+                backup: run.backup.clone(),
+                error: run.error.clone(),
+            }),
+            last_drill: self.last_drill.as_ref().map(|drill| ScheduledRun {
+                started: Utc(drill.started),
+                ended: Utc(drill.ended),
+                backup: drill.backup.clone(),
+                error: drill.error.clone(),
+            }),
+            stopped: stopped.map(Utc),
+        }
+    }
 }
 
 /// [`ScheduleStatus`], shared between the schedule's thread and its readers.
@@ -114,7 +187,7 @@ pub struct SharedStatus(Arc<Mutex<ScheduleStatus>>);
 impl SharedStatus {
     pub fn new(schedule: Option<&Schedule>, retention: Retention) -> SharedStatus {
         SharedStatus(Arc::new(Mutex::new(ScheduleStatus {
-            schedule: schedule.map(schedule_text),
+            schedule: schedule.cloned(),
             retention,
             ..ScheduleStatus::default()
         })))
@@ -201,26 +274,81 @@ impl Daemon {
         retention: Retention,
         status: SharedStatus,
     ) -> io::Result<Daemon> {
+        let settings = DaemonSettings {
+            schedule: Some(schedule),
+            retention,
+            ..DaemonSettings::default()
+        };
+        Daemon::launch(runtime, settings, Alerts::none(), status)
+    }
+
+    /// Starts what `settings` asks to run on its own (backups on a schedule, drills, and
+    /// the alerts of both); `None` when it asks for neither. Either way the status record
+    /// says what this server runs, so that `status` applies this schedule's rules, or none.
+    pub fn start_configured(
+        runtime: Runtime,
+        settings: DaemonSettings,
+        status: SharedStatus,
+    ) -> io::Result<Option<Daemon>> {
+        if settings.schedule.is_none() && settings.heartbeat_url.is_some() {
+            tracing::warn!("--heartbeat-url has no effect without --schedule");
+        }
+        if settings.schedule.is_none() && settings.drill_every.is_none() {
+            if settings.alert_webhook.is_some() {
+                tracing::warn!("--alert-webhook has no effect without --schedule or --drill-every");
+            }
+            let book = runtime.capabilities().monitor.status();
+            book.schedule(&status.get().record(None));
+            return Ok(None);
+        }
+        let alerts = Alerts::start(
+            settings.heartbeat_url.as_deref(),
+            settings.alert_webhook.as_deref(),
+        )?;
+        Daemon::launch(runtime, settings, alerts, status).map(Some)
+    }
+
+    fn launch(
+        runtime: Runtime,
+        settings: DaemonSettings,
+        alerts: Alerts,
+        status: SharedStatus,
+    ) -> io::Result<Daemon> {
         let control = Arc::new(Control {
             stopping: Mutex::new(false),
             wake: Condvar::new(),
         });
-        tracing::info!(
-            "scheduled backups {schedule}; retention: {}",
-            describe(&retention)
-        );
-        let targets = runtime.capabilities().remotes.names();
-        if !targets.is_empty() {
+        if let Some(schedule) = &settings.schedule {
             tracing::info!(
-                "each verified scheduled backup goes to the remote targets {} (their retention \
-                 by the same rules)",
-                targets.join(", ")
+                "scheduled backups {schedule}; retention: {}",
+                describe(&settings.retention)
             );
+            let targets = runtime.capabilities().remotes.names();
+            if !targets.is_empty() {
+                tracing::info!(
+                    "each verified scheduled backup goes to the remote targets {} (their \
+                     retention by the same rules)",
+                    targets.join(", ")
+                );
+            }
+        }
+        if let Some(every) = settings.drill_every {
+            tracing::info!(
+                "a restore drill of the newest backup every {}",
+                humantime::format_duration(every)
+            );
+        }
+        {
+            let mut shown = status.lock();
+            shown.schedule = settings.schedule.clone();
+            shown.drill_every = settings.drill_every;
         }
         let scheduler = Scheduler {
             runtime,
-            schedule,
-            retention,
+            schedule: settings.schedule,
+            retention: settings.retention,
+            drill_every: settings.drill_every,
+            alerts,
             status: status.clone(),
             control: Arc::clone(&control),
         };
@@ -234,26 +362,13 @@ impl Daemon {
         })
     }
 
-    /// Starts what `settings` asks to run on its own; `None` when it asks for nothing.
-    pub fn start_configured(
-        runtime: Runtime,
-        settings: DaemonSettings,
-        status: SharedStatus,
-    ) -> io::Result<Option<Daemon>> {
-        match settings.schedule {
-            Some(schedule) => {
-                Daemon::start(runtime, schedule, settings.retention, status).map(Some)
-            }
-            None => Ok(None),
-        }
-    }
-
     /// What stops the schedule, for a signal handler.
     pub fn stopper(&self) -> Stop {
         Stop(Arc::clone(&self.control))
     }
 
-    /// Stops the schedule and waits for a run in progress to finish.
+    /// Stops the schedule and waits for a run or drill in progress to finish (and, a few
+    /// seconds at most, for the alerts still queued).
     pub fn finish(self) {
         self.stopper().stop();
         if let Some(started) = self.status.get().running_since {
@@ -270,42 +385,102 @@ impl Daemon {
 
 struct Scheduler {
     runtime: Runtime,
-    schedule: Schedule,
+    schedule: Option<Schedule>,
     retention: Retention,
+    drill_every: Option<Duration>,
+    alerts: Alerts,
     status: SharedStatus,
     control: Arc<Control>,
 }
 
 impl Scheduler {
+    /// Runs backups and drills as they fall due, a backup first when both are, until
+    /// asked to stop.
     fn run(self) {
-        let (mut due, mut catch_up) = self.first_run();
+        let mut backup = self
+            .schedule
+            .as_ref()
+            .map(|schedule| self.first_run(schedule));
+        let mut drill = self.drill_every.map(|every| self.first_drill(every));
+        let mut announced = None;
         loop {
-            self.status.lock().next_run = Some(due);
-            if !catch_up {
-                tracing::info!("next scheduled backup at {}", utc(due));
+            {
+                let mut status = self.status.lock();
+                status.next_run = backup.map(|(due, _)| due);
+                status.next_drill = drill;
             }
+            self.write_status(None);
+            if let Some((due, false)) = backup
+                && announced != Some(due)
+            {
+                tracing::info!("next scheduled backup at {}", utc(due));
+                announced = Some(due);
+            }
+            let Some(due) = [backup.map(|(due, _)| due), drill]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
+                break;
+            };
             if self.control.sleep_until(due) {
                 break;
             }
-            let started = SystemTime::now();
-            let next = self.schedule.next_after(started);
-            {
-                let mut status = self.status.lock();
-                status.next_run = None;
-                status.running_since = Some(started);
+            match (&self.schedule, backup) {
+                (Some(schedule), Some((due, catch_up))) if due <= SystemTime::now() => {
+                    backup = Some((self.backup_run(schedule, catch_up), false));
+                }
+                _ => drill = drill.map(|_| self.drill_run()),
             }
-            let run = self.make_run(started, catch_up, next);
-            {
-                let mut status = self.status.lock();
-                status.running_since = None;
-                status.last_run = Some(run.clone());
-            }
-            // After the record: whoever reads this line finds the run in the API too.
-            report(&run);
-            catch_up = false;
-            due = self.after_run(next);
         }
-        self.status.lock().next_run = None;
+        {
+            let mut status = self.status.lock();
+            status.next_run = None;
+            status.next_drill = None;
+        }
+        self.write_status(Some(SystemTime::now()));
+        self.alerts.finish(ALERTS_PATIENCE);
+    }
+
+    /// One scheduled run, recorded, reported and alerted on; answers when the next is due.
+    fn backup_run(&self, schedule: &Schedule, catch_up: bool) -> SystemTime {
+        let started = SystemTime::now();
+        let next = schedule.next_after(started);
+        {
+            let mut status = self.status.lock();
+            status.next_run = None;
+            status.running_since = Some(started);
+        }
+        self.write_status(None);
+        let run = self.make_run(started, catch_up, next);
+        {
+            let mut status = self.status.lock();
+            status.running_since = None;
+            status.last_run = Some(run.clone());
+            status.runs.count(run.succeeded());
+        }
+        // After the record: whoever reads this line finds the run in the API too.
+        report(&run);
+        match &run.error {
+            None => self.alerts.heartbeat(),
+            Some(why) => self.alerts.alert(Alert::new(
+                run.failed_operation.unwrap_or(Operation::Create).as_str(),
+                why,
+                run.ended,
+                run.backup.as_deref(),
+            )),
+        }
+        self.after_run(schedule, next)
+    }
+
+    /// Writes what the schedule is doing to the status record.
+    fn write_status(&self, stopped: Option<SystemTime>) {
+        let record = self.status.get().record(stopped);
+        self.runtime
+            .capabilities()
+            .monitor
+            .status()
+            .schedule(&record);
     }
 
     /// When the first run is due, and whether it catches up: systemd's `Persistent=`,
@@ -313,7 +488,7 @@ impl Scheduler {
     /// once when one fell due since the newest scheduled backup was made, or when there is
     /// none; otherwise the first comes one period after the newest, so that a restart
     /// keeps the rhythm.
-    fn first_run(&self) -> (SystemTime, bool) {
+    fn first_run(&self, schedule: &Schedule) -> (SystemTime, bool) {
         let now = SystemTime::now();
         let catch_up = |why: String| {
             tracing::info!("catch-up run now: {why}");
@@ -330,25 +505,25 @@ impl Scheduler {
             return catch_up("no scheduled backup exists yet".to_owned());
         };
         let made = newest.created_utc.system_time();
-        if self.schedule.missed_since(made, now) {
+        if schedule.missed_since(made, now) {
             return catch_up(format!(
                 "the newest scheduled backup, {}, was made at {}, and a run fell due since",
                 newest.filename,
                 utc(made)
             ));
         }
-        (self.schedule.next_after(made), false)
+        (schedule.next_after(made), false)
     }
 
     /// When the run after one that was due `next` runs: then, or, when the run overran its
     /// period, at the first time due from now (a run never starts twice in a row to
     /// catch up).
-    fn after_run(&self, next: SystemTime) -> SystemTime {
+    fn after_run(&self, schedule: &Schedule, next: SystemTime) -> SystemTime {
         let now = SystemTime::now();
         if next > now {
             return next;
         }
-        let later = self.schedule.next_after(now);
+        let later = schedule.next_after(now);
         tracing::warn!(
             "the scheduled run took past the next run's time ({}); skipped to {}",
             utc(next),
@@ -373,7 +548,7 @@ impl Scheduler {
                     self.prune(&mut run, next);
                 }
             }
-            Err(e) => run.failed(format!("no backup was made: {e}")),
+            Err(e) => run.failed(Operation::Create, format!("no backup was made: {e}")),
         }
         run.ended = SystemTime::now();
         run
@@ -384,13 +559,19 @@ impl Scheduler {
             Ok(verdict) => {
                 run.verified = Some(verdict.verified);
                 if !verdict.verified {
-                    run.failed(format!(
-                        "{name} failed verification: {}",
-                        verdict.problems.join("; ")
-                    ));
+                    run.failed(
+                        Operation::Verify,
+                        format!(
+                            "{name} failed verification: {}",
+                            verdict.problems.join("; ")
+                        ),
+                    );
                 }
             }
-            Err(e) => run.failed(format!("{name} could not be verified: {e}")),
+            Err(e) => run.failed(
+                Operation::Verify,
+                format!("{name} could not be verified: {e}"),
+            ),
         }
     }
 
@@ -400,14 +581,17 @@ impl Scheduler {
                 run.removed = Some(removed(&decisions));
                 for decision in decisions {
                     if let Some(why) = decision.removal_failed {
-                        run.failed(format!(
-                            "{} could not be removed: {why}",
-                            decision.backup.filename
-                        ));
+                        run.failed(
+                            Operation::Prune,
+                            format!("{} could not be removed: {why}", decision.backup.filename),
+                        );
                     }
                 }
             }
-            Err(e) => run.failed(format!("the retention rules could not be applied: {e}")),
+            Err(e) => run.failed(
+                Operation::Prune,
+                format!("the retention rules could not be applied: {e}"),
+            ),
         }
     }
 
@@ -551,12 +735,13 @@ mod tests {
     fn a_run_keeps_every_failure() {
         let mut run = Run::begun(SystemTime::UNIX_EPOCH, false);
         assert!(run.succeeded());
-        run.failed("a failed verification".into());
-        run.failed("b could not be removed".into());
+        run.failed(Operation::Verify, "a failed verification".into());
+        run.failed(Operation::Prune, "b could not be removed".into());
         assert_eq!(
             run.error.as_deref(),
             Some("a failed verification; b could not be removed")
         );
+        assert_eq!(run.failed_operation, Some(Operation::Verify), "the first");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use super::{Run, Scheduler, removed};
 use crate::Error;
+use crate::monitor::Operation;
 
 /// One remote target's last push and prune, as the API shows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +132,7 @@ impl Scheduler {
             Err(e) => {
                 let why = format!("{name} could not be pushed to remote target {target}: {e}");
                 tracing::error!("{why}");
-                run.failed(why.clone());
+                run.failed(Operation::Push, why.clone());
                 PushRecord {
                     at: SystemTime::now(),
                     backup: name.to_owned(),
@@ -165,7 +166,7 @@ impl Scheduler {
                 match &error {
                     Some(why) => {
                         tracing::error!("{why}");
-                        run.failed(why.clone());
+                        run.failed(Operation::RemotePrune, why.clone());
                     }
                     None => tracing::info!(
                         "remote target {target}: {removed} removed by the retention rules"
@@ -182,7 +183,7 @@ impl Scheduler {
                     "the retention rules could not be applied to remote target {target}: {e}"
                 );
                 tracing::error!("{why}");
-                run.failed(why.clone());
+                run.failed(Operation::RemotePrune, why.clone());
                 PruneRecord {
                     at: SystemTime::now(),
                     removed: None,

@@ -33,6 +33,7 @@ pub use schedule::RetentionJson;
 pub use server::{DEFAULT_MAX_CONNECTIONS, ServeOptions, serve};
 
 use crate::daemon::SharedStatus;
+use crate::monitor::status::health;
 use crate::{Error, Runtime};
 
 /// The largest request body accepted (a create request is a few dozen bytes).
@@ -100,16 +101,15 @@ impl ApiState {
     }
 
     /// What an operator must fix for the service to work, for `/health`; empty when
-    /// healthy.
+    /// healthy. The rules are `status`'s ([`health`]); the schedule is this server's.
     fn problems(&self) -> Vec<String> {
-        let capabilities = self.runtime.capabilities();
-        [
-            capabilities.backups.check_in_place(),
-            capabilities.database.check_present(),
-        ]
-        .into_iter()
-        .filter_map(Result::err)
-        .collect()
+        let schedule = self.schedule.get();
+        let last_run = schedule.last_run.map(|run| health::LastRun {
+            ended: run.ended,
+            error: run.error,
+        });
+        let (evidence, _) = health::gather(&self.runtime, schedule.schedule, last_run);
+        health::problems(&evidence)
     }
 
     /// Runs one guest call about the backup `name`; a missing backup gets LiteGraph's

@@ -32,7 +32,9 @@ fn noted(answer: Result<Response, ApiError>, note: String) -> Response {
 }
 
 /// `GET /health`: 200 `{"Status":"Healthy"}`, or 503 `{"Status":"Degraded","Problems":[..]}`
-/// naming what an operator must fix.
+/// naming what an operator must fix: the places gone, the backups unlistable, the last
+/// scheduled run failed, no backup for two of the schedule's periods, the newest backup's
+/// last drill failed (`status`'s rules, [`crate::monitor::status::health`]).
 pub(super) async fn health(State(state): State<ApiState>) -> Response {
     let problems = match tokio::task::spawn_blocking(move || state.problems()).await {
         Ok(problems) => problems,

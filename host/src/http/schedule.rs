@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::errors::{ApiError, ErrorKind, json_response};
 use super::routes::{query_flag, read_body};
 use super::{ApiState, LogNote, Weight};
-use crate::daemon::{PruneRecord, PushRecord, RemoteStatus, Run, ScheduleStatus};
+use crate::daemon::{
+    DrillRun, PruneRecord, PushRecord, RemoteStatus, Run, ScheduleStatus, Tally, schedule_text,
+};
 use crate::wire::Timestamp;
 use crate::{PruneDecision, Retention};
 
@@ -171,6 +173,19 @@ struct ScheduleJson {
     running_since: Option<Timestamp>,
     #[serde(rename = "LastRun")]
     last_run: Option<RunJson>,
+    /// The runs since the server started, by outcome.
+    #[serde(rename = "Runs")]
+    runs: TallyJson,
+    /// How often the newest backup is drilled (`--drill-every`); null: only when asked.
+    #[serde(rename = "DrillEvery")]
+    drill_every: Option<String>,
+    #[serde(rename = "NextDrillUtc")]
+    next_drill: Option<Timestamp>,
+    #[serde(rename = "LastDrill")]
+    last_drill: Option<DrillJson>,
+    /// The drills since the server started, by outcome.
+    #[serde(rename = "Drills")]
+    drills: TallyJson,
     /// Each remote target with its last push and prune (empty without targets).
     #[serde(rename = "Remotes")]
     remotes: Vec<RemoteJson>,
@@ -179,12 +194,64 @@ struct ScheduleJson {
 impl From<ScheduleStatus> for ScheduleJson {
     fn from(status: ScheduleStatus) -> Self {
         ScheduleJson {
-            schedule: status.schedule,
+            schedule: status.schedule.as_ref().map(schedule_text),
             retention: RetentionJson::from(&status.retention),
             next_run: status.next_run.map(timestamp),
             running_since: status.running_since.map(timestamp),
             last_run: status.last_run.map(RunJson::from),
+            runs: status.runs.into(),
+            drill_every: status
+                .drill_every
+                .map(|every| humantime::format_duration(every).to_string()),
+            next_drill: status.next_drill.map(timestamp),
+            last_drill: status.last_drill.map(DrillJson::from),
+            drills: status.drills.into(),
             remotes: status.remotes.into_iter().map(RemoteJson::from).collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TallyJson {
+    #[serde(rename = "Succeeded")]
+    succeeded: u64,
+    #[serde(rename = "Failed")]
+    failed: u64,
+}
+
+impl From<Tally> for TallyJson {
+    fn from(tally: Tally) -> Self {
+        TallyJson {
+            succeeded: tally.succeeded,
+            failed: tally.failed,
+        }
+    }
+}
+
+/// One scheduled drill, as the API shows it.
+#[derive(Serialize)]
+struct DrillJson {
+    #[serde(rename = "StartedUtc")]
+    started: Timestamp,
+    #[serde(rename = "EndedUtc")]
+    ended: Timestamp,
+    /// `Succeeded` or `Failed`.
+    #[serde(rename = "Outcome")]
+    outcome: &'static str,
+    #[serde(rename = "Backup")]
+    backup: Option<String>,
+    #[serde(rename = "Error")]
+    error: Option<String>,
+}
+
+impl From<DrillRun> for DrillJson {
+    fn from(drill: DrillRun) -> Self {
+        DrillJson {
+            started: timestamp(drill.started),
+            ended: timestamp(drill.ended),
+            outcome: outcome(&drill.error),
+            backup: drill.backup,
+            error: drill.error,
         }
     }
 }
