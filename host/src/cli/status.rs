@@ -155,7 +155,17 @@ impl Report {
             )?;
         }
         if let Some(Utc(next)) = record.next_run {
-            line(out, "", &format!("next run {}", when(next, now)))?;
+            // A running schedule wakes at least once a minute: a time long past means
+            // the server that recorded it is gone (killed, or the machine went down).
+            let overdue = now
+                .duration_since(next)
+                .is_ok_and(|late| late > Duration::from_secs(120));
+            let hint = if overdue {
+                " (overdue: is `serve` still running?)"
+            } else {
+                ""
+            };
+            line(out, "", &format!("next run {}{hint}", when(next, now)))?;
         }
         if let Some(run) = &record.last_run {
             line(out, "", &format!("last run {}", run_text(run, now)))?;

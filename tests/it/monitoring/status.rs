@@ -143,3 +143,30 @@ fn status_is_degraded_with_exit_4_when_the_database_is_gone() {
     assert_eq!(json["Status"], "Degraded");
     assert!(json["Problems"].to_string().contains(&shown));
 }
+
+#[test]
+fn a_recorded_next_run_long_past_says_the_server_may_be_gone() {
+    let deployment = Deployment::with_nodes(10);
+    // What a `serve --schedule 1h` killed in 2020 left: no stop recorded, its next run due
+    // long ago.
+    let record = r#"{
+      "Version": 1,
+      "Operations": {},
+      "Schedule": {
+        "RecordedUtc": "2020-01-01T00:00:00.000000Z",
+        "Schedule": "1h",
+        "NextRunUtc": "2020-01-01T01:00:00.000000Z"
+      }
+    }"#;
+    std::fs::write(deployment.backup(".lgb-status.json"), record).expect("write the record");
+    let output = deployment.run(&["status"]);
+    assert_eq!(output.status.code(), Some(0), "no backup to judge by age");
+    let text = stdout(&output);
+    assert!(text.contains("Schedule:     1h (as recorded by serve"), "{text}");
+    assert!(
+        text.contains("next run ") && text.contains("(overdue: is `serve` still running?)"),
+        "{text}"
+    );
+    let (_, json) = status_json(&deployment);
+    assert_eq!(json["Schedule"]["NextRunUtc"], "2020-01-01T01:00:00.000000Z");
+}
