@@ -166,19 +166,23 @@ fn backups_with_version_1_records_are_pruned_by_their_names() {
     runtime.create(Some(old)).expect("create");
     let sidecar = deployment.backup(&sidecar_of(old));
     let record = fs::read_to_string(&sidecar).expect("the record");
-    // The same facts as version 1 wrote them, made in 2020: no origin, no verification.
+    // The same facts as version 1 wrote them, made in 2020: no origin, no verification, no drill.
     let version_1: String = record
         .lines()
-        .filter(|line| !line.starts_with("origin\t") && !line.starts_with("verified\t"))
+        .filter(|line| {
+            !line.starts_with("origin\t")
+                && !line.starts_with("verified\t")
+                && !line.starts_with("drilled\t")
+        })
         .map(|line| match line {
-            "litegraph-backup-metadata 2" => "litegraph-backup-metadata 1",
+            "litegraph-backup-metadata 3" => "litegraph-backup-metadata 1",
             created if created.starts_with("created\t") => "created\t1577836800.000000000",
             other => other,
         })
         .map(|line| format!("{line}\n"))
         .collect();
     assert_eq!(
-        version_1.lines().count() + 2,
+        version_1.lines().count() + 3,
         record.lines().count(),
         "{record}"
     );

@@ -85,19 +85,22 @@ impl Deployment {
     }
 
     /// The names of the backup directory's entries, internal ones included, but for the
-    /// operation lock file that the first create or restore leaves there for good.
+    /// operation lock file that the first create or restore leaves there for good, and the
+    /// host's status record (`.lgb-status*`), which every operation that ends updates.
     pub fn backup_dir_entries(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(&self.backups)
             .expect("read the backup directory")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .filter(|name| name != ".lgb-operation.lock")
+            .filter(|name| !name.starts_with(".lgb-status"))
             .collect();
         names.sort();
         names
     }
 }
 
-/// A picture of a directory tree: every path, and each regular file's SHA-256.
+/// A picture of a directory tree: every path, and each regular file's SHA-256; but for the
+/// host's status record (`.lgb-status*`), which a failed operation updates by design.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Tree(BTreeMap<PathBuf, String>);
 
@@ -108,6 +111,10 @@ impl Tree {
         while let Some(dir) = pending.pop() {
             for entry in std::fs::read_dir(&dir).expect("read a directory") {
                 let path = entry.expect("entry").path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if name.starts_with(".lgb-status") {
+                    continue;
+                }
                 let kind = std::fs::symlink_metadata(&path).expect("stat");
                 let summary = if kind.is_dir() {
                     pending.push(path.clone());
