@@ -64,6 +64,7 @@ pub fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<()> {
     }
     let capabilities = Capabilities::new(database, backups).with_remotes(targets);
     let runtime = Runtime::from_policy(&policy, capabilities);
+    runtime.capabilities().monitor.remember_past_runs();
     crate::daemon::check_targets_in_background(&runtime);
     let status = crate::daemon::SharedStatus::new(serve.schedule.as_ref(), serve.retention.clone())
         .with_remotes(runtime.capabilities().remotes.names());

@@ -124,15 +124,15 @@ impl Metrics {
         );
         registry.register_with_unit(
             "last_success_timestamp",
-            "When the operation last succeeded (unix time); absent until it has, since this \
-             process started",
+            "When the operation last succeeded (unix time), across restarts as the status \
+             record in the backup directory keeps it; absent until it has",
             Unit::Seconds,
             last_success.clone(),
         );
         registry.register_with_unit(
             "last_failure_timestamp",
-            "When the operation last failed (unix time); absent until it has, since this \
-             process started",
+            "When the operation last failed (unix time), across restarts as the status record \
+             in the backup directory keeps it; absent until it has",
             Unit::Seconds,
             last_failure.clone(),
         );
@@ -195,6 +195,31 @@ impl Metrics {
             .get_or_create(&subject)
             .observe(record.duration.as_secs_f64());
         self.processed.get_or_create(&subject).inc_by(record.bytes);
+    }
+
+    /// Sets `operation`'s last success and failure times (on `target`), as a record kept
+    /// across restarts says they ended, unless this process has seen later ones: so that
+    /// an alert on their age holds across a restart of the server.
+    pub fn remember(
+        &self,
+        operation: Operation,
+        target: Option<&str>,
+        success: Option<SystemTime>,
+        failure: Option<SystemTime>,
+    ) {
+        let subject = Subject {
+            operation: operation.as_str(),
+            target: target.unwrap_or_default().to_owned(),
+        };
+        for (family, ended) in [(&self.last_success, success), (&self.last_failure, failure)] {
+            if let Some(ended) = ended {
+                let gauge = family.get_or_create(&subject);
+                let seconds = unix_seconds(ended);
+                if gauge.get() < seconds {
+                    gauge.set(seconds);
+                }
+            }
+        }
     }
 
     /// The metrics as OpenMetrics text ([`CONTENT_TYPE`]): the operations', then the
@@ -551,5 +576,30 @@ mod tests {
             Some(0.0)
         );
         assert!(!failed.contains("litegraph_backup_backups"), "{failed}");
+    }
+
+    // A restart must not make the age alert go quiet: the times come back from the record.
+    #[test]
+    fn remembered_times_never_go_back() {
+        let metrics = Metrics::new();
+        let at = |seconds| UNIX_EPOCH + Duration::from_secs(seconds);
+        metrics.remember(Operation::Create, None, Some(at(1_700_000_100)), None);
+        metrics.remember(
+            Operation::Push,
+            Some("offsite"),
+            None,
+            Some(at(1_700_000_200)),
+        );
+        let text = encoded(&metrics, &no_inventory());
+        let created =
+            "litegraph_backup_last_success_timestamp_seconds{operation=\"create\",target=\"\"}";
+        let pushed = "litegraph_backup_last_failure_timestamp_seconds{operation=\"push\",target=\"offsite\"}";
+        assert_eq!(sample(&text, created), Some(1_700_000_100.0));
+        assert_eq!(sample(&text, pushed), Some(1_700_000_200.0));
+        // A later success this process saw stands against an older remembered one.
+        metrics.observe(&record(Operation::Create, Outcome::Success));
+        metrics.remember(Operation::Create, None, Some(at(1_600_000_000)), None);
+        let text = encoded(&metrics, &no_inventory());
+        assert_eq!(sample(&text, created), Some(1_700_000_001.5));
     }
 }

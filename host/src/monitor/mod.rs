@@ -164,6 +164,30 @@ impl Monitor {
         self.status.observe(record);
     }
 
+    /// Sets the metrics' last success and failure times from the status record, which
+    /// outlives the process: what a server does when it starts, so that an alert on the
+    /// time since the last successful backup does not go quiet across a restart.
+    pub fn remember_past_runs(&self) {
+        let record = self.status.read();
+        for operation in Operation::ALL {
+            let Some(past) = record.operation(operation) else {
+                continue;
+            };
+            // The record keeps the last of each per operation, whatever the target: a
+            // remote operation's time goes under the target it was about.
+            if let Some(success) = &past.last_success {
+                let target = success.target.as_deref();
+                let ended = Some(success.ended());
+                self.metrics.remember(operation, target, ended, None);
+            }
+            if let Some(failure) = &past.last_failure {
+                let target = failure.target.as_deref();
+                let ended = Some(failure.ended());
+                self.metrics.remember(operation, target, None, ended);
+            }
+        }
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
