@@ -162,11 +162,17 @@ fn a_recorded_next_run_long_past_says_the_server_may_be_gone() {
     let output = deployment.run(&["status"]);
     assert_eq!(output.status.code(), Some(0), "no backup to judge by age");
     let text = stdout(&output);
-    assert!(text.contains("Schedule:     1h (as recorded by serve"), "{text}");
+    assert!(
+        text.contains("Schedule:     1h (as recorded by serve"),
+        "{text}"
+    );
     assert!(
         text.contains("next run ") && text.contains("(overdue: is `serve` still running?)"),
         "{text}"
     );
     let (_, json) = status_json(&deployment);
-    assert_eq!(json["Schedule"]["NextRunUtc"], "2020-01-01T01:00:00.000000Z");
+    assert_eq!(
+        json["Schedule"]["NextRunUtc"],
+        "2020-01-01T01:00:00.000000Z"
+    );
 }
