@@ -48,7 +48,7 @@ pub struct ApiState {
     runtime: Arc<Runtime>,
     admin_token: AdminToken,
     body_timeout: Duration,
-    /// Places for heavy operations (create, verify, restore, prune): taken before a
+    /// Places for heavy operations (create, verify, restore, drill, prune): taken before a
     /// blocking thread or a guest instance, so that queued heavy work holds neither and
     /// light requests (list, read, exists, delete, download) never wait behind it.
     heavy: Arc<Semaphore>,
@@ -93,7 +93,7 @@ impl ApiState {
         self
     }
 
-    /// How many heavy operations (create, verify, restore, prune) may run at once; more wait
+    /// How many heavy operations (create, verify, restore, drill, prune) may run at once; more wait
     /// their turn without holding a thread (at least one).
     pub fn with_heavy_operations(mut self, at_once: usize) -> ApiState {
         self.heavy = Arc::new(Semaphore::new(at_once.max(1)));
@@ -220,6 +220,12 @@ pub fn routes() -> Vec<(Method, &'static str, Access, MethodRouter<ApiState>)> {
             "/v1.0/backups/{filename}/verify",
             Admin,
             post(routes::verify),
+        ),
+        (
+            Method::POST,
+            "/v1.0/backups/{filename}/drill",
+            Admin,
+            post(routes::drill),
         ),
         (
             Method::POST,

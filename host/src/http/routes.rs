@@ -187,6 +187,22 @@ pub(super) async fn verify(
     Ok(json_response(StatusCode::OK, &verdict))
 }
 
+/// `POST /v1.0/backups/{f}/drill`: the backup restored into a scratch database and checked,
+/// the live database untouched. A drill that fails is a 200 with its problems, as a
+/// verification that fails is.
+pub(super) async fn drill(
+    State(state): State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let name = filename(path)?;
+    let drill = state
+        .call_named(Weight::Heavy, name, |runtime, name| {
+            runtime.drill(Some(name))
+        })
+        .await?;
+    Ok(json_response(StatusCode::OK, &drill))
+}
+
 /// `POST /v1.0/backups/{f}/restore`: the live database gets the backup's content, after the
 /// backup verified and a safety backup was taken.
 pub(super) async fn restore(
