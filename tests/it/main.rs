@@ -7,6 +7,7 @@ mod component;
 mod concurrency;
 mod config_file;
 mod crash;
+mod drill;
 mod faults;
 mod hostile;
 mod hostile_load;

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::interrupt::remove_temporaries_on_interrupt;
-use super::output::{TableStyle, Totals, write_details, write_table};
+use super::output::{TableStyle, Totals, write_checks, write_details, write_table};
 use super::{Command, Exit, Failure};
 use crate::config::Config;
 use crate::remote::Targets;
@@ -126,13 +126,15 @@ fn select(mut backups: Vec<BackupFile>, limit: Option<usize>, reverse: bool) -> 
 fn show(config: &Config, name: &str, out: &mut impl Write) -> anyhow::Result<Exit> {
     let runtime = runtime(config)?;
     let name = resolve(&runtime, name, config)?;
-    let backup = runtime
-        .read(&name)
-        .map_err(|e| explain(e, &Operation::Show(&name), config))?;
+    let failed = |e| explain(e, &Operation::Show(&name), config);
     if config.json {
+        // LiteGraph's BackupFile, exactly: what the policy records beside it is text only.
+        let backup = runtime.read(&name).map_err(failed)?;
         writeln!(out, "{}", serde_json::to_string(&backup)?)?;
     } else {
-        write_details(out, &backup)?;
+        let details = runtime.details(&name).map_err(failed)?;
+        write_details(out, &details.backup)?;
+        write_checks(out, &details)?;
     }
     Ok(Exit::Success)
 }
@@ -351,12 +353,14 @@ pub(super) enum Operation<'a> {
     Delete(&'a str),
     Verify(&'a str),
     Restore(&'a str),
+    /// A drill of this backup, or of the newest.
+    Drill(Option<&'a str>),
 }
 
 impl Operation<'_> {
     fn name(&self) -> Option<&str> {
         match self {
-            Operation::Create(name) => *name,
+            Operation::Create(name) | Operation::Drill(name) => *name,
             Operation::List | Operation::Prune => None,
             Operation::Show(name)
             | Operation::Exists(name)
@@ -384,6 +388,8 @@ impl Operation<'_> {
             Operation::Restore(name) => {
                 format!("restore backup {name:?} from {dir} into {database}")
             }
+            Operation::Drill(Some(name)) => format!("drill backup {name:?} in {dir}"),
+            Operation::Drill(None) => format!("drill the newest backup in {dir}"),
         }
     }
 }

@@ -5,7 +5,8 @@ use std::io::{self, Write};
 
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use crate::BackupFile;
+use crate::wire::TableRows;
+use crate::{BackupDetails, BackupFile, Drill, LastCheck};
 
 /// The widest a name column gets without `--wide`, in terminal cells.
 const NAME_CELLS: usize = 40;
@@ -48,6 +49,147 @@ pub fn write_details(out: &mut impl Write, backup: &BackupFile) -> io::Result<()
         writeln!(out, "{label:<12} {value}")?;
     }
     Ok(())
+}
+
+/// What `show` adds to a backup's details: how it came to be and its last checks.
+pub fn write_checks(out: &mut impl Write, details: &BackupDetails) -> io::Result<()> {
+    let origin = match details.origin.as_str() {
+        "default-name" => "default name (made without one, by a person or the schedule)",
+        "safety-backup" => "safety backup (a restore's copy of what it replaced)",
+        "named" => "named by a person",
+        other => other,
+    };
+    writeln!(out, "{:<12} {origin}", "Origin")?;
+    writeln!(
+        out,
+        "{:<12} {}",
+        "Last verify",
+        last_check(&details.last_verify)
+    )?;
+    writeln!(
+        out,
+        "{:<12} {}",
+        "Last drill",
+        last_check(&details.last_drill)
+    )
+}
+
+/// "2025-05-27T03:31:10.904886Z, passed in 1.2 s", or "never".
+fn last_check(check: &Option<LastCheck>) -> String {
+    let Some(check) = check else {
+        return "never".to_owned();
+    };
+    let verdict = if check.passed { "passed" } else { "FAILED" };
+    let mut line = format!("{}, {verdict}", check.at);
+    if let Some(milliseconds) = check.milliseconds {
+        line.push_str(&format!(" in {}", human_duration(milliseconds)));
+    }
+    if !check.summary.is_empty() {
+        line.push_str(&format!(": {}", check.summary));
+    }
+    line
+}
+
+/// Tables a drill's report lists one by one; past this, only those whose count differs.
+const TABLES_LISTED: usize = 20;
+
+/// A drill's report: the verdict, LiteGraph's schema, the tables and their rows, and each
+/// problem.
+pub fn write_drill(out: &mut impl Write, drill: &Drill) -> io::Result<()> {
+    let verdict = if drill.passed { "PASSED" } else { "FAILED" };
+    writeln!(
+        out,
+        "{}: drill {verdict} in {}",
+        drill.backup.filename,
+        human_duration(drill.milliseconds)
+    )?;
+    writeln!(out, "{:<12} {}", "Started", drill.started_utc)?;
+    let schema = if drill.litegraph {
+        "present"
+    } else {
+        "absent (none of LiteGraph's tables)"
+    };
+    writeln!(out, "{:<12} {schema}", "LiteGraph")?;
+    write_tables(out, &drill.tables)?;
+    if !drill.problems.is_empty() {
+        writeln!(out, "Problems")?;
+        for problem in &drill.problems {
+            writeln!(out, "  - {problem}")?;
+        }
+    }
+    Ok(())
+}
+
+/// The tables a drill counted: a summary line, then each table (all when few, only those
+/// whose count differs when many) with its rows in the backup and, when different, once
+/// restored.
+fn write_tables(out: &mut impl Write, tables: &[TableRows]) -> io::Result<()> {
+    let differs = |t: &&TableRows| t.restored != Some(t.in_backup);
+    let differing = tables.iter().filter(differs).count();
+    let rows: u64 = tables.iter().map(|t| t.in_backup).sum();
+    let noun = if tables.len() == 1 { "table" } else { "tables" };
+    let same = match differing {
+        0 => "every count the same once restored".to_owned(),
+        n => format!("{n} different once restored"),
+    };
+    if tables.is_empty() {
+        return writeln!(out, "{:<12} none counted", "Tables");
+    }
+    writeln!(
+        out,
+        "{:<12} {} {noun}, {rows} rows in the backup, {same}",
+        "Tables",
+        tables.len()
+    )?;
+    let listed: Vec<&TableRows> = if tables.len() <= TABLES_LISTED {
+        tables.iter().collect()
+    } else {
+        tables.iter().filter(differs).collect()
+    };
+    let names: Vec<String> = listed
+        .iter()
+        .map(|t| truncate_to_cells(&t.name, NAME_CELLS))
+        .collect();
+    let width = names.iter().map(|n| n.width()).max().unwrap_or(0);
+    let digits = listed
+        .iter()
+        .map(|t| t.in_backup.to_string().len())
+        .max()
+        .unwrap_or(1);
+    for (table, name) in listed.iter().zip(&names) {
+        let restored = match table.restored {
+            Some(rows) if rows == table.in_backup => String::new(),
+            Some(rows) => format!("  {rows} once restored"),
+            None => "  unreadable once restored".to_owned(),
+        };
+        writeln!(
+            out,
+            "  {}  {:>digits$}{restored}",
+            pad_to_cells(name, width),
+            table.in_backup
+        )?;
+    }
+    if listed.len() < tables.len() {
+        writeln!(
+            out,
+            "  ({} more, each the same once restored)",
+            tables.len() - listed.len()
+        )?;
+    }
+    Ok(())
+}
+
+/// "850 ms", "12.3 s", "4 min 5 s".
+pub fn human_duration(milliseconds: u64) -> String {
+    match milliseconds {
+        0..1_000 => format!("{milliseconds} ms"),
+        1_000..60_000 => format!("{:.1} s", milliseconds as f64 / 1000.0),
+        _ => format!(
+            "{} min {} s",
+            milliseconds / 60_000,
+            milliseconds % 60_000 / 1000
+        ),
+    }
 }
 
 pub fn write_table(
@@ -198,6 +340,94 @@ mod tests {
     fn padding_counts_terminal_cells() {
         assert_eq!(pad_to_cells("日本", 6), "日本  ");
         assert_eq!(pad_to_cells("ab", 4), "ab  ");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(0), "0 ms");
+        assert_eq!(human_duration(999), "999 ms");
+        assert_eq!(human_duration(1_250), "1.2 s");
+        assert_eq!(human_duration(245_000), "4 min 5 s");
+    }
+
+    fn drill(tables: Vec<TableRows>, problems: Vec<String>) -> Drill {
+        let at = crate::wire::Timestamp::from_unix(1_748_316_670, 904_886_000);
+        Drill {
+            passed: problems.is_empty(),
+            problems,
+            backup: BackupFile {
+                filename: "nightly.db".into(),
+                length: 4096,
+                md5_hash: String::new(),
+                sha1_hash: String::new(),
+                sha256_hash: String::new(),
+                created_utc: at,
+                last_update_utc: at,
+                last_access_utc: at,
+            },
+            started_utc: at,
+            milliseconds: 1_250,
+            litegraph: true,
+            tables,
+        }
+    }
+
+    fn rows(name: &str, in_backup: u64, restored: Option<u64>) -> TableRows {
+        TableRows {
+            name: name.into(),
+            in_backup,
+            restored,
+        }
+    }
+
+    fn drawn(drill: &Drill) -> String {
+        let mut out = Vec::new();
+        write_drill(&mut out, drill).expect("write to memory");
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    #[test]
+    fn a_drill_report_lists_few_tables_and_each_problem() {
+        let report = drawn(&drill(
+            vec![
+                rows("edges", 200, Some(200)),
+                rows("nodes", 1500, Some(1499)),
+            ],
+            vec!["table nodes: 1500 rows in the backup, 1499 once restored".into()],
+        ));
+        assert_eq!(
+            report,
+            "nightly.db: drill FAILED in 1.2 s\n\
+             Started      2025-05-27T03:31:10.904886Z\n\
+             LiteGraph    present\n\
+             Tables       2 tables, 1700 rows in the backup, 1 different once restored\n\
+             \x20 edges   200\n\
+             \x20 nodes  1500  1499 once restored\n\
+             Problems\n\
+             \x20 - table nodes: 1500 rows in the backup, 1499 once restored\n"
+        );
+    }
+
+    #[test]
+    fn a_drill_report_of_many_tables_lists_only_those_that_differ() {
+        let mut tables: Vec<TableRows> = (0..30)
+            .map(|n| rows(&format!("t{n:02}"), 1, Some(1)))
+            .collect();
+        tables[7].restored = None;
+        let report = drawn(&drill(tables, vec!["t07".into()]));
+        assert!(
+            report.contains("30 tables, 30 rows in the backup, 1 different once restored"),
+            "{report}"
+        );
+        assert!(
+            report.contains("  t07  1  unreadable once restored\n"),
+            "{report}"
+        );
+        assert!(
+            report.contains("  (29 more, each the same once restored)\n"),
+            "{report}"
+        );
+        assert!(!report.contains("t08"), "{report}");
     }
 
     #[test]
