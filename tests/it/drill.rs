@@ -6,8 +6,11 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::{Duration, Instant};
 
-use litegraph_backup_tests::{TABLES, create_litegraph_database, file_sha256, row_counts};
+use litegraph_backup_tests::{
+    TABLES, create_litegraph_database, create_litegraph_database_of_size, file_sha256, row_counts,
+};
 use rusqlite::Connection;
 use serde_json::Value;
 
@@ -406,4 +409,64 @@ fn drill_json_has_the_documented_shape() {
     let quiet = run_in(&deployment, &tmp, &["--quiet", "drill"]);
     assert_eq!(quiet.status.code(), Some(0), "{}", stderr(&quiet));
     assert_eq!(stdout(&quiet), "");
+}
+
+/// The scratch databases under `tmp` and their lengths.
+fn scratch_databases(tmp: &Path) -> Vec<u64> {
+    fs::read_dir(tmp)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| fs::metadata(entry.path().join("drill.db")).ok())
+                .map(|metadata| metadata.len())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_drill_killed_midway_leaves_its_scratch_copy_to_the_next_drill_which_removes_it() {
+    let deployment = Deployment::without_database();
+    create_litegraph_database_of_size(&deployment.database, 80 << 20).expect("a database");
+    made(&deployment);
+    let tmp = tmp(&deployment);
+    let mut child = deployment
+        .cli()
+        .env("TMPDIR", &tmp)
+        .args(["drill", "x.db"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start a drill");
+    // Killed (SIGKILL: no destructor runs) once its restore has written a few MiB.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            child.try_wait().expect("poll the drill").is_none(),
+            "the drill ended before its restore was seen under way"
+        );
+        if scratch_databases(&tmp)
+            .iter()
+            .any(|&length| length > 4 << 20)
+        {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no scratch database grew");
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        entries(&tmp).len(),
+        1,
+        "the killed drill's directory is left"
+    );
+
+    let output = run_in(&deployment, &tmp, &["drill", "x.db"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        entries(&tmp),
+        Vec::<String>::new(),
+        "both scratch copies are gone"
+    );
 }

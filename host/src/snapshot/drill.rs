@@ -208,14 +208,22 @@ fn scratch_directory() -> Result<Scratch, Error> {
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(&temp)
         .map_err(failed)?;
-    let lock = std::fs::File::create_new(directory.path().join(LOCK_NAME)).map_err(failed)?;
-    lock.try_lock()
-        .map_err(|e| failed(std::io::Error::other(e)))?;
+    let lock = lock_in(directory.path()).map_err(failed)?;
     sweep_abandoned(directory.path());
     Ok(Scratch {
         directory,
         _lock: lock,
     })
+}
+
+/// Locks `directory` for this process: its lock file is locked before it takes its name,
+/// so that a sweeper never finds it there unlocked while its drill runs.
+fn lock_in(directory: &Path) -> std::io::Result<std::fs::File> {
+    let unnamed = directory.join(format!("{LOCK_NAME}.new"));
+    let lock = std::fs::File::create_new(&unnamed)?;
+    lock.try_lock().map_err(std::io::Error::other)?;
+    std::fs::rename(&unnamed, directory.join(LOCK_NAME))?;
+    Ok(lock)
 }
 
 /// Removes the scratch directories that drills of this user left behind when a signal
@@ -631,7 +639,6 @@ mod tests {
             .tempdir()
             .expect("a directory")
             .keep();
-        std::fs::write(directory.join(LOCK_NAME), b"").expect("its lock file");
         std::fs::write(directory.join(SCRATCH_NAME), b"pages").expect("its database");
         directory
     }
@@ -639,10 +646,9 @@ mod tests {
     #[test]
     fn a_drill_removes_what_interrupted_drills_left_and_spares_running_ones() {
         let abandoned = left_behind();
+        std::fs::write(abandoned.join(LOCK_NAME), b"").expect("its lock, held by no one");
         let running = left_behind();
-        let held = std::fs::File::open(running.join(LOCK_NAME)).expect("open the lock");
-        held.try_lock()
-            .expect("hold the lock as a running drill does");
+        let held = lock_in(&running).expect("hold the lock as a running drill does");
         sound(ROWS);
         assert!(!abandoned.exists(), "{} was left", abandoned.display());
         assert!(
