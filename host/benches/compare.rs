@@ -597,6 +597,9 @@ impl GuestHost for &NativeHost {
     fn check(&self, _: &str, _: bool) -> Result<(), guest_types::Error> {
         Err(guest_types::Error::Io("not used by this benchmark".into()))
     }
+    fn drill(&self, _: &str) -> Result<guest_types::ScratchRestore, guest_types::Error> {
+        Err(guest_types::Error::Io("not used by this benchmark".into()))
+    }
     fn take_for_restore(
         &self,
         _: &str,

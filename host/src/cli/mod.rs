@@ -159,7 +159,10 @@ pub enum Command {
     /// backup's, and LiteGraph's tables are looked for. The scratch copy is removed; the
     /// outcome is kept with the backup's metadata (see `show` and `status`). The scratch
     /// directory is made in the system's temporary directory (TMPDIR), which needs room
-    /// for one copy of the backup. `serve --drill-every` runs this on a schedule.
+    /// for one copy of the backup; a scratch copy an interrupted drill left there is removed
+    /// by the next drill. `serve --drill-every` runs this on a schedule. --json prints
+    /// {Passed, Problems, Backup, StartedUtc, Milliseconds, LiteGraphSchema, Tables: [{Name,
+    /// InBackup, Restored}]}. Exit 3 when there is no backup.
     Drill {
         /// The backup's file name, or `latest` [default: the newest backup].
         name: Option<String>,
