@@ -57,8 +57,10 @@ fn create(config: &Config, name: Option<&str>, out: &mut impl Write) -> anyhow::
         Ok(backup) => backup,
         Err(e) => {
             // A refused create leaves nothing behind, not even the directories it made;
-            // `remove_dir` only removes one while it is empty.
+            // `remove_dir` only removes one while it is empty (once the status record of
+            // the failure, which no one would read there, is gone).
             for made in made_directories.iter().rev() {
+                crate::monitor::status::forget(made);
                 let _ = std::fs::remove_dir(made);
             }
             return Err(e);
