@@ -341,6 +341,14 @@ mod tests {
     }
 
     #[test]
+    fn the_log_can_write_through_the_bars() {
+        // What cli/logging.rs would pass instead of `io::stderr`.
+        let layer = tracing_subscriber::fmt::layer().with_writer(stderr);
+        let _subscriber =
+            tracing_subscriber::layer::SubscriberExt::with(tracing_subscriber::registry(), layer);
+    }
+
+    #[test]
     fn closed_bars_draw_nothing_more() {
         let (target, text) = recording!();
         let bars = Bars::start(target).expect("a ticker thread");
