@@ -42,6 +42,8 @@ pub fn remove_temporaries_on_interrupt(
                 let what = crate::snapshot::interrupted_restore_report(&backups).unwrap_or(what);
                 let removed = crate::store::remove_live_temporaries();
                 let files = if removed == 1 { "file" } else { "files" };
+                // A progress bar drawn now goes first: the last line starts on a clean line.
+                super::progress::close();
                 eprintln!("interrupted: {what} (removed {removed} temporary {files})");
                 std::process::exit(128 + signal_number);
             });

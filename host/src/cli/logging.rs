@@ -18,7 +18,7 @@ pub(super) fn init_logging(config: &Config) {
         LogFormat::Text => {
             let colour = config.log.colour && io::IsTerminal::is_terminal(&io::stderr());
             let text = tracing_subscriber::fmt::layer()
-                .with_writer(io::stderr)
+                .with_writer(super::progress::stderr)
                 .with_ansi(colour)
                 .with_target(false);
             logged.with(text).try_init()
@@ -31,7 +31,7 @@ pub(super) fn init_logging(config: &Config) {
                 .flatten_event(true)
                 .with_current_span(false)
                 .with_span_list(false)
-                .with_writer(io::stderr)
+                .with_writer(super::progress::stderr)
                 .with_ansi(false)
                 .with_target(false);
             logged.with(json).try_init()

@@ -43,7 +43,6 @@ pub(super) fn sink(config: &Config) -> Arc<dyn Progress> {
 
 /// Clears the bar on the terminal, if one is shown, and draws none after: for a process
 /// about to exit on a signal, so that its last line starts on a clean line.
-#[allow(dead_code)] // until the interrupt watcher (cli/interrupt.rs) calls it
 pub(super) fn close() {
     if let Some(Some(bars)) = TERMINAL.get() {
         bars.close();
@@ -52,7 +51,6 @@ pub(super) fn close() {
 
 /// Stderr for the log: a line written while a bar is shown takes the bar off the terminal
 /// first and draws it again after, so that neither is drawn over the other.
-#[allow(dead_code)] // until the log (cli/logging.rs) writes through it
 pub(super) fn stderr() -> Stderr {
     Stderr
 }
