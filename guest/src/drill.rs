@@ -3,11 +3,15 @@
 
 use crate::litegraph::backup::types::{ScratchRestore, TableRows};
 
-/// LiteGraph's tables: a backup that holds any of them is a LiteGraph database, and must
-/// hold them all.
+/// LiteGraph's tables: a backup that holds its core ones ([`LITEGRAPH_CORE`]) is a
+/// LiteGraph database, and must hold them all.
 pub const LITEGRAPH_TABLES: [&str; 9] = [
     "tenants", "users", "creds", "labels", "tags", "vectors", "graphs", "nodes", "edges",
 ];
+
+/// The tables that make a database LiteGraph's: one of them alone (a `users` table) is
+/// any application's.
+pub const LITEGRAPH_CORE: [&str; 4] = ["tenants", "graphs", "nodes", "edges"];
 
 /// The most integrity findings a drill reports (SQLite may find thousands).
 const MOST_FINDINGS: usize = 5;
@@ -59,7 +63,7 @@ pub fn judge(recorded_sha256: &str, found: &ScratchRestore) -> Verdict {
             .iter()
             .any(|table| table.name.eq_ignore_ascii_case(name))
     };
-    let litegraph = LITEGRAPH_TABLES.iter().any(|name| present(name));
+    let litegraph = LITEGRAPH_CORE.iter().all(|name| present(name));
     if litegraph {
         let missing: Vec<&str> = LITEGRAPH_TABLES
             .iter()
@@ -80,15 +84,17 @@ pub fn judge(recorded_sha256: &str, found: &ScratchRestore) -> Verdict {
 }
 
 fn row_count_problem(table: &TableRows) -> Option<String> {
-    match table.restored {
-        Some(restored) if restored == table.in_backup => None,
-        Some(restored) => Some(format!(
-            "table {}: {} rows in the backup, {restored} once restored",
-            table.name, table.in_backup
+    let name = &table.name;
+    match (table.in_backup, table.restored) {
+        (Some(in_backup), Some(restored)) if restored == in_backup => None,
+        (Some(in_backup), Some(restored)) => Some(format!(
+            "table {name}: {in_backup} rows in the backup, {restored} once restored"
         )),
-        None => Some(format!(
-            "table {}: {} rows in the backup, none readable once restored",
-            table.name, table.in_backup
+        (Some(in_backup), None) => Some(format!(
+            "table {name}: {in_backup} rows in the backup, none readable once restored"
+        )),
+        (None, _) => Some(format!(
+            "table {name}: its rows cannot be read in the backup (the table is damaged)"
         )),
     }
 }
@@ -102,7 +108,7 @@ mod tests {
     fn table(name: &str, in_backup: u64, restored: Option<u64>) -> TableRows {
         TableRows {
             name: name.into(),
-            in_backup,
+            in_backup: Some(in_backup),
             restored,
         }
     }
@@ -172,27 +178,47 @@ mod tests {
         let mut tables = litegraph(2);
         tables[7] = table("nodes", 10, Some(9));
         tables[8] = table("edges", 4, None);
+        tables[6].in_backup = None;
         let verdict = judge(SHA, &sound(tables));
         assert_eq!(
             verdict.problems,
             vec![
+                "table graphs: its rows cannot be read in the backup (the table is damaged)"
+                    .to_owned(),
                 "table nodes: 10 rows in the backup, 9 once restored".to_owned(),
                 "table edges: 4 rows in the backup, none readable once restored".to_owned(),
             ]
         );
+        // A damaged table is still there: LiteGraph's schema is complete.
+        assert!(verdict.litegraph);
     }
 
     #[test]
     fn a_litegraph_backup_missing_tables_fails() {
         let tables: Vec<TableRows> = litegraph(1)
             .into_iter()
-            .filter(|t| t.name != "edges" && t.name != "creds")
+            .filter(|t| t.name != "vectors" && t.name != "creds")
             .collect();
         let verdict = judge(SHA, &sound(tables));
         assert!(verdict.litegraph);
         assert_eq!(
             verdict.problems,
-            vec!["LiteGraph's schema is incomplete: no table creds, edges".to_owned()]
+            vec!["LiteGraph's schema is incomplete: no table creds, vectors".to_owned()]
         );
+    }
+
+    // Found by the operator review: a database of another application with a `users` or
+    // `graphs` table failed every drill as an incomplete LiteGraph database.
+    #[test]
+    fn one_of_litegraph_s_table_names_does_not_make_a_litegraph_database() {
+        for name in ["users", "graphs", "nodes"] {
+            let verdict = judge(SHA, &sound(vec![table(name, 2, Some(2))]));
+            assert!(!verdict.litegraph, "{name}");
+            assert!(
+                verdict.problems.is_empty(),
+                "{name}: {:?}",
+                verdict.problems
+            );
+        }
     }
 }

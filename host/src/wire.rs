@@ -304,7 +304,8 @@ pub struct Drill {
     /// How long it took, in milliseconds.
     #[serde(rename = "Milliseconds")]
     pub milliseconds: u64,
-    /// Whether the backup holds LiteGraph's tables (then all of them must be there).
+    /// Whether the backup holds LiteGraph's core tables (tenants, graphs, nodes, edges):
+    /// then all of LiteGraph's tables must be there.
     #[serde(rename = "LiteGraphSchema")]
     pub litegraph: bool,
     /// Every table, with its rows in the backup and once restored.
@@ -317,8 +318,9 @@ pub struct Drill {
 pub struct TableRows {
     #[serde(rename = "Name")]
     pub name: String,
+    /// `None` when they could not be counted in the backup (a damaged table).
     #[serde(rename = "InBackup")]
-    pub in_backup: u64,
+    pub in_backup: Option<u64>,
     /// `None` when they could not be counted once restored.
     #[serde(rename = "Restored")]
     pub restored: Option<u64>,

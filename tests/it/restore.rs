@@ -480,3 +480,24 @@ fn restore_works_when_tables_were_dropped_since_the_backup() {
         "DROP TABLE dropped",
     );
 }
+
+// Found by the operator review: each restore left a WAL one database larger than before,
+// for good (four restores of 204 MiB left an 859 MB WAL).
+#[test]
+fn restores_do_not_grow_the_wal_without_end() {
+    let deployment = Deployment::with_nodes(2_000);
+    assert!(deployment.run(&["create", "a.db"]).status.success());
+    let database_bytes = fs::metadata(&deployment.database).expect("stat").len();
+    let wal = deployment.database.with_extension("db-wal");
+    for round in 1..=3 {
+        let output = deployment.run(&["restore", "a.db"]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let wal_bytes = fs::metadata(&wal).map_or(0, |m| m.len());
+        assert!(
+            wal_bytes < database_bytes,
+            "after restore {round}, the WAL holds {wal_bytes} bytes for a database of \
+             {database_bytes}"
+        );
+    }
+    assert_eq!(journal_mode(&deployment.database), "wal");
+}

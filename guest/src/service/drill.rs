@@ -96,7 +96,7 @@ mod tests {
             .iter()
             .map(|name| TableRows {
                 name: (*name).into(),
-                in_backup: rows,
+                in_backup: Some(rows),
                 restored: Some(rows),
             })
             .collect()

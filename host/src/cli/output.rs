@@ -124,9 +124,9 @@ pub fn write_drill(out: &mut impl Write, drill: &Drill) -> io::Result<()> {
 /// whose count differs when many) with its rows in the backup and, when different, once
 /// restored.
 fn write_tables(out: &mut impl Write, tables: &[TableRows]) -> io::Result<()> {
-    let differs = |t: &&TableRows| t.restored != Some(t.in_backup);
+    let differs = |t: &&TableRows| t.in_backup.is_none() || t.restored != t.in_backup;
     let differing = tables.iter().filter(differs).count();
-    let rows: u64 = tables.iter().map(|t| t.in_backup).sum();
+    let rows: u64 = tables.iter().filter_map(|t| t.in_backup).sum();
     let noun = if tables.len() == 1 { "table" } else { "tables" };
     let same = match differing {
         0 => "every count the same once restored".to_owned(),
@@ -153,20 +153,27 @@ fn write_tables(out: &mut impl Write, tables: &[TableRows]) -> io::Result<()> {
     let width = names.iter().map(|n| n.width()).max().unwrap_or(0);
     let digits = listed
         .iter()
-        .map(|t| t.in_backup.to_string().len())
+        .map(|t| t.in_backup.map_or(1, |rows| rows.to_string().len()))
         .max()
         .unwrap_or(1);
     for (table, name) in listed.iter().zip(&names) {
-        let restored = match table.restored {
-            Some(rows) if rows == table.in_backup => String::new(),
-            Some(rows) => format!("  {rows} once restored"),
-            None => "  unreadable once restored".to_owned(),
+        let restored = match (table.in_backup, table.restored) {
+            (Some(in_backup), Some(rows)) if rows == in_backup => String::new(),
+            (_, Some(rows)) => format!("  {rows} once restored"),
+            (_, None) => "  unreadable once restored".to_owned(),
         };
+        let in_backup = table
+            .in_backup
+            .map_or_else(|| "?".to_owned(), |rows| rows.to_string());
         writeln!(
             out,
-            "  {}  {:>digits$}{restored}",
+            "  {}  {in_backup:>digits$}{restored}{}",
             pad_to_cells(name, width),
-            table.in_backup
+            if table.in_backup.is_none() {
+                "  (unreadable in the backup)"
+            } else {
+                ""
+            }
         )?;
     }
     if listed.len() < tables.len() {
@@ -373,6 +380,7 @@ mod tests {
     }
 
     fn rows(name: &str, in_backup: u64, restored: Option<u64>) -> TableRows {
+        let in_backup = Some(in_backup);
         TableRows {
             name: name.into(),
             in_backup,

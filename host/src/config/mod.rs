@@ -560,18 +560,26 @@ impl ServeConfig {
     }
 }
 
-/// A URL as the configuration shows it: its scheme and host, not its path or query (a
-/// heartbeat's path is its secret).
+/// A URL as the configuration shows it: its scheme and host, without credentials, path or
+/// query (a heartbeat's path is its secret, and `user:password@` is one).
 fn show_url(url: &Option<String>) -> String {
     let Some(url) = url else {
         return "(none)".to_owned();
     };
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.len() == rest.len() {
-        format!("{scheme}://{host}")
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let hidden = if authority.len() == host.len() {
+        ""
     } else {
-        format!("{scheme}://{host}/<redacted>")
+        "<redacted>@"
+    };
+    if authority.len() == rest.len() {
+        format!("{scheme}://{hidden}{host}")
+    } else {
+        format!("{scheme}://{hidden}{host}/<redacted>")
     }
 }
 

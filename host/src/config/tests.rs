@@ -558,3 +558,19 @@ fn a_secret_in_a_file_others_can_read_is_warned_about() {
 /// What a first-time operator ran into: an empty recipients list, options of the
 /// `--remote` target given without it.
 mod operator;
+
+// Found by the operator review: `config` showed the password of a heartbeat URL.
+#[test]
+fn urls_show_their_scheme_and_host_only() {
+    let shown = |url: &str| super::show_url(&Some(url.to_owned()));
+    assert_eq!(
+        shown("https://user:pw@hc-ping.com/0f7a-secret"),
+        "https://<redacted>@hc-ping.com/<redacted>"
+    );
+    assert_eq!(shown("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
+    assert_eq!(
+        shown("https://hooks.example.com/x?token=1"),
+        "https://hooks.example.com/<redacted>"
+    );
+    assert_eq!(super::show_url(&None), "(none)");
+}

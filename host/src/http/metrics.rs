@@ -15,8 +15,17 @@ pub(super) async fn scrape(State(state): State<ApiState>) -> Response {
     // A light call, as `ApiState::call` runs it (a blocking thread, no queue), but without
     // its conversion to an API error, which logs an ERROR: a scrape comes every few
     // seconds, and `scrape_listing_ok 0` (and /health) say it already.
+    //
+    // The last success and failure times also take what other processes recorded in the
+    // status record (a `create` run by cron beside an API-only server): an alert on the
+    // time since the last successful backup must see every backup, not only this
+    // process's.
     let runtime = Arc::clone(&state.runtime);
-    let listing = match tokio::task::spawn_blocking(move || runtime.list()).await {
+    let listed = move || {
+        runtime.capabilities().monitor.remember_past_runs();
+        runtime.list()
+    };
+    let listing = match tokio::task::spawn_blocking(listed).await {
         Ok(Ok(backups)) => Some(Listing::of(&backups)),
         Ok(Err(e)) => {
             tracing::debug!("metrics without the backups: cannot list them: {e}");

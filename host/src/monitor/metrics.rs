@@ -124,15 +124,15 @@ impl Metrics {
         );
         registry.register_with_unit(
             "last_success_timestamp",
-            "When the operation last succeeded (unix time), across restarts as the status \
-             record in the backup directory keeps it; absent until it has",
+            "When the operation last succeeded (unix time), in this process or another (as the \
+             status record in the backup directory keeps it); absent until it has",
             Unit::Seconds,
             last_success.clone(),
         );
         registry.register_with_unit(
             "last_failure_timestamp",
-            "When the operation last failed (unix time), across restarts as the status record \
-             in the backup directory keeps it; absent until it has",
+            "When the operation last failed (unix time), in this process or another (as the \
+             status record in the backup directory keeps it); absent until it has",
             Unit::Seconds,
             last_failure.clone(),
         );

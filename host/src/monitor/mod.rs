@@ -165,8 +165,9 @@ impl Monitor {
     }
 
     /// Sets the metrics' last success and failure times from the status record, which
-    /// outlives the process: what a server does when it starts, so that an alert on the
-    /// time since the last successful backup does not go quiet across a restart.
+    /// every process writes and which outlives them: what a server does when it starts and
+    /// at each scrape, so that an alert on the time since the last successful backup sees
+    /// backups made by another process, and does not go quiet across a restart.
     pub fn remember_past_runs(&self) {
         let record = self.status.read();
         for operation in Operation::ALL {

@@ -57,29 +57,31 @@ pub(super) fn scratch_restore(
     let mut integrity = integrity_findings(&restored);
     let mut tables = Vec::with_capacity(counted.len());
     for Counted { name: table, rows } in counted {
-        match rows {
-            Ok(in_backup) => {
-                let restored = match count_rows(&restored, &table) {
-                    Ok(rows) => Some(rows),
-                    Err(e) => {
-                        integrity.push(format!(
-                            "table {table}: its rows cannot be counted once restored: {e}"
-                        ));
-                        None
-                    }
-                };
-                tables.push(TableRows {
-                    name: table,
-                    in_backup,
-                    restored,
-                });
+        // A count that fails is a finding (SQLite's reason); the table stays in the list,
+        // without that number, so that the policy knows it is there but damaged.
+        let in_backup = match rows {
+            Ok(rows) => Some(rows),
+            Err(e) => {
+                integrity.push(format!(
+                    "table {table}: its rows cannot be counted in the backup: {e}"
+                ));
+                None
             }
-            // No number to compare: the table is left out of the list and the failure
-            // is a finding, which fails the drill.
-            Err(e) => integrity.push(format!(
-                "table {table}: its rows cannot be counted in the backup: {e}"
-            )),
-        }
+        };
+        let restored = match count_rows(&restored, &table) {
+            Ok(rows) => Some(rows),
+            Err(e) => {
+                integrity.push(format!(
+                    "table {table}: its rows cannot be counted once restored: {e}"
+                ));
+                None
+            }
+        };
+        tables.push(TableRows {
+            name: table,
+            in_backup,
+            restored,
+        });
     }
     drop(restored);
     scratch.remove()?;
@@ -459,7 +461,7 @@ mod tests {
         found
             .tables
             .iter()
-            .map(|t| (t.name.clone(), t.in_backup, t.restored))
+            .map(|t| (t.name.clone(), t.in_backup.expect("counted"), t.restored))
             .collect()
     }
 
@@ -576,6 +578,14 @@ mod tests {
         assert!(
             !found.integrity.is_empty(),
             "integrity_check finds the damage"
+        );
+        // Found by the operator review: a table damaged in the backup was left out of the
+        // list, and the drill then said LiteGraph's table was missing.
+        let names: Vec<&str> = found.tables.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["edges", "nodes"],
+            "damaged or not, both tables are listed"
         );
     }
 

@@ -518,6 +518,22 @@ impl snapshot::Host for SnapshotCtx {
         {
             tracing::warn!("checkpoint after a restore: {e}");
         }
+        // The restore wrote a whole database into the WAL, and its write never restarts the
+        // WAL from its beginning: each restore made it a database larger, for good (found by
+        // the operator review: 4 restores of 204 MiB left an 859 MB WAL). When no reader
+        // needs it, truncate it; without waiting (a reader's WAL is the next checkpoint's).
+        let truncated = pending.live.busy_timeout(Duration::ZERO).and_then(|()| {
+            pending
+                .live
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+        });
+        match truncated {
+            Ok(0) => {}
+            Ok(_) => tracing::debug!("the WAL is in use: it is truncated by a later checkpoint"),
+            Err(e) => tracing::debug!("truncating the WAL after a restore: {e}"),
+        }
         Ok(())
     }
 }

@@ -3,9 +3,10 @@
 //! its own schedule, the command from the schedule `serve` recorded).
 //!
 //! Degraded when an operator must act: the backup directory or the live database is gone,
-//! the backups cannot be listed, the last scheduled run failed, no backup was made for two
-//! of the schedule's runs, or the newest backup failed its last restore drill (it may not
-//! restore). Without a schedule, the two schedule rules do not apply.
+//! the backups cannot be listed, the last scheduled run failed (and no backup was made
+//! since), no backup was made for two of the schedule's runs, there is no backup at all
+//! though the schedule ran, or the newest backup failed its last restore drill (it may not
+//! restore). Without a schedule, the schedule rules do not apply.
 
 use std::time::{Duration, SystemTime};
 
@@ -61,10 +62,15 @@ pub fn problems(evidence: &Evidence) -> Vec<String> {
     if let Some(why) = &evidence.listing_error {
         problems.push(format!("the backups cannot be listed: {why}"));
     }
+    // A backup made since the failed run (by hand, or by a run since) answers it.
     if let Some(LastRun {
         ended,
         error: Some(why),
     }) = &evidence.last_run
+        && evidence
+            .newest
+            .as_ref()
+            .is_none_or(|newest| newest.created <= *ended)
     {
         problems.push(format!(
             "the last scheduled run failed ({}): {why}",
@@ -79,6 +85,18 @@ pub fn problems(evidence: &Evidence) -> Vec<String> {
              {}): scheduled backups are not being made",
             newest.filename,
             when(newest.created, evidence.now)
+        ));
+    }
+    // Backups deleted (or never made) under a schedule that ran: nothing to restore.
+    if let (Some(schedule), None, Some(run)) =
+        (&evidence.schedule, &evidence.newest, &evidence.last_run)
+        && evidence.listing_error.is_none()
+        && evidence.places.is_empty()
+    {
+        problems.push(format!(
+            "there is no backup at all, though the schedule {schedule} ran (its last run ended \
+             {})",
+            when(run.ended, evidence.now)
         ));
     }
     if let Some(Newest {
@@ -260,7 +278,7 @@ mod tests {
 
     #[test]
     fn a_failed_scheduled_run_is_named_with_its_error() {
-        let mut failed = evidence("2s", Duration::from_secs(1));
+        let mut failed = evidence("2s", Duration::from_secs(4));
         failed.last_run = Some(LastRun {
             ended: failed.now - Duration::from_secs(3),
             error: Some("no backup was made: the live database x.db does not exist".into()),
@@ -277,6 +295,42 @@ mod tests {
             error: None,
         });
         assert!(problems(&failed).is_empty());
+    }
+
+    // Found by the operator review: a stopped server's failed run kept `status` degraded
+    // after backups were made by hand.
+    #[test]
+    fn a_backup_made_after_a_failed_run_answers_it() {
+        let mut failed = evidence("1h", Duration::from_secs(60));
+        failed.last_run = Some(LastRun {
+            ended: failed.now - Duration::from_secs(120),
+            error: Some("busy".into()),
+        });
+        assert!(problems(&failed).is_empty(), "{:?}", problems(&failed));
+    }
+
+    // Found by the operator review: with every backup deleted, the age rule had no newest
+    // backup to look at, and a scheduled server said Healthy.
+    #[test]
+    fn no_backup_at_all_under_a_schedule_that_ran_degrades() {
+        let mut gone = evidence("1h", HOUR);
+        gone.newest = None;
+        assert!(problems(&gone).is_empty(), "no run yet: a fresh install");
+        gone.last_run = Some(LastRun {
+            ended: gone.now - Duration::from_secs(60),
+            error: None,
+        });
+        let found = problems(&gone);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("there is no backup at all"),
+            "{found:?}"
+        );
+        gone.schedule = None;
+        assert!(
+            problems(&gone).is_empty(),
+            "without a schedule, none is asked for"
+        );
     }
 
     #[test]
