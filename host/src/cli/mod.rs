@@ -170,6 +170,11 @@ pub enum Command {
     /// The state of the backups: the newest and its age, how many and how large, the last
     /// run of each operation and its outcome, the next scheduled run. Exit 0 when healthy,
     /// 4 when degraded (as /health would say).
+    ///
+    /// What every process did (this CLI, `serve`, cron jobs) is read from the status record
+    /// `.lgb-status.json` in the backup directory; the schedule is the one the last `serve`
+    /// recorded there. --json prints {Status, Problems, BackupDirectory, Backups: {Count,
+    /// TotalBytes, Newest}, Schedule, Operations: {create: {LastSuccess, LastFailure}, ...}}.
     Status,
     /// Put a backup's content into the live database, online.
     ///
@@ -191,8 +196,10 @@ pub enum Command {
     /// (Prometheus) does unless it is read from --metrics-listen.
     ///
     /// `/health` answers 503 Degraded, with the reasons, when the backup directory or the
-    /// database is gone, the last scheduled run failed, or the newest backup is older than
-    /// two periods of the schedule.
+    /// database is gone, the backups cannot be listed, the last scheduled run failed (and no
+    /// backup was made since), the newest backup is older than two periods of the schedule
+    /// or failed its last restore drill, or there is no backup though the schedule ran.
+    /// `status` applies the same rules.
     ///
     /// With --schedule, it also makes a backup on that schedule (create, verify, then the
     /// --keep-* rules), one run at a time; after downtime, one catch-up run at start when

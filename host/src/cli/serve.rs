@@ -30,7 +30,7 @@ pub fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<()> {
     let metrics_listener = serve
         .metrics_listen
         .as_deref()
-        .map(bind_metrics)
+        .map(|addr| bind_metrics(addr, bound))
         .transpose()?;
     if serve.default_token_exposed(bound) {
         tracing::warn!(
@@ -136,16 +136,46 @@ const METRICS_SERVE_OPTIONS: crate::http::ServeOptions = crate::http::ServeOptio
 
 /// Binds `--metrics-listen`'s address, before anything runs: a server that cannot serve
 /// its metrics does not start (the operator asked for them; the alerts rely on them).
-fn bind_metrics(addr: &str) -> anyhow::Result<(std::net::TcpListener, SocketAddr)> {
-    std::net::TcpListener::bind(addr)
+fn bind_metrics(
+    addr: &str,
+    api: SocketAddr,
+) -> anyhow::Result<(std::net::TcpListener, SocketAddr)> {
+    let bound = std::net::TcpListener::bind(addr)
         .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
-        .and_then(|listener| listener.local_addr().map(|bound| (listener, bound)))
-        .map_err(|e| {
-            Failure::error(
+        .and_then(|listener| listener.local_addr().map(|bound| (listener, bound)));
+    let (listener, bound) = match bound {
+        Ok(bound) => bound,
+        // The API's own address: a setting refused as given, not a failure of the machine.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && same_port(addr, api) => {
+            return Err(Failure::error(
+                Exit::Refused,
+                format!(
+                    "--metrics-listen {addr} is the API's own address (--listen {api}): give \
+                     another port, or scrape /metrics on the API with the admin token"
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(Failure::error(
                 Exit::Failed,
                 format!("cannot listen on {addr} for --metrics-listen: {e}"),
-            )
-        })
+            ));
+        }
+    };
+    if !bound.ip().is_loopback() {
+        tracing::warn!(
+            "/metrics is served on {bound}, beyond this machine, without a token: anyone who \
+             can reach it sees the backups' count, size, age and outcomes"
+        );
+    }
+    Ok((listener, bound))
+}
+
+/// Whether `addr` names `api`'s port (the address the API is listening on).
+fn same_port(addr: &str, api: SocketAddr) -> bool {
+    addr.rsplit_once(':')
+        .and_then(|(_, port)| port.parse::<u16>().ok())
+        .is_some_and(|port| port == api.port())
 }
 
 /// `GET /metrics` alone, without the admin token: the API's own route (from its route

@@ -127,7 +127,7 @@ impl Report {
                 "Newest",
                 &format!("{}, made {}", newest.filename, when(newest.created, now)),
             )?;
-            line(out, "Last drill", &drill_text(newest, now))?;
+            line(out, "Its drill", &drill_text(newest, now))?;
         }
         self.write_schedule(out)?;
         self.write_operations(out)

@@ -80,7 +80,8 @@ pub struct GlobalArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub guest_timeout_ms: Option<u64>,
 
-    /// Print LiteGraph's BackupFile JSON instead of text.
+    /// Print JSON instead of text: LiteGraph's BackupFile for the backup commands; `drill`,
+    /// `status`, `prune` and the remote commands print theirs (see each command's help).
     #[arg(long, global = true, env = "LITEGRAPH_JSON",
           value_parser = clap::builder::FalseyValueParser::new())]
     pub json: bool,
