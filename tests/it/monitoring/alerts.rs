@@ -288,7 +288,7 @@ fn a_failed_scheduled_drill_is_posted_and_degrades_health_and_status() {
     let status = deployment.run(&["status"]);
     assert_eq!(status.status.code(), Some(4), "{}", stdout(&status));
     assert!(
-        stdout(&status).contains("Last drill:   FAILED"),
+        stdout(&status).contains("Its drill:    FAILED"),
         "{}",
         stdout(&status)
     );
