@@ -470,3 +470,60 @@ fn a_drill_killed_midway_leaves_its_scratch_copy_to_the_next_drill_which_removes
         "both scratch copies are gone"
     );
 }
+
+// Found by the operator review: SIGTERM during a drill left its scratch copy (a whole
+// backup) in TMPDIR until the next drill, and said nothing.
+#[test]
+fn a_drill_stopped_by_sigterm_removes_its_scratch_copy_and_says_so() {
+    let deployment = Deployment::without_database();
+    create_litegraph_database_of_size(&deployment.database, 80 << 20).expect("a database");
+    made(&deployment);
+    let before = live_files(&deployment);
+    let tmp = tmp(&deployment);
+    let mut child = deployment
+        .cli()
+        .env("TMPDIR", &tmp)
+        .args(["drill", "x.db"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a drill");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            child.try_wait().expect("poll the drill").is_none(),
+            "the drill ended before its restore was seen under way"
+        );
+        if scratch_databases(&tmp)
+            .iter()
+            .any(|&length| length > 4 << 20)
+        {
+            // kill(1), as the serve tests send it: the tests use no unsafe code.
+            let sent = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(sent.success());
+            break;
+        }
+        assert!(Instant::now() < deadline, "no scratch database grew");
+        std::thread::yield_now();
+    }
+    let output = child.wait_with_output().expect("reap the drill");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{said}");
+    assert!(
+        said.contains("interrupted: the drill stopped before its end"),
+        "{said}"
+    );
+    assert_eq!(
+        entries(&tmp),
+        Vec::<String>::new(),
+        "the scratch copy is gone"
+    );
+    assert_eq!(
+        live_files(&deployment),
+        before,
+        "the live database is untouched"
+    );
+}

@@ -16,6 +16,10 @@ pub(super) fn drill(
     out: &mut impl Write,
 ) -> anyhow::Result<Exit> {
     let runtime = runtime(config)?;
+    super::interrupt::remove_temporaries_on_interrupt(
+        "the drill stopped before its end; the live database was never touched".to_owned(),
+        config.backups.path.clone(),
+    )?;
     // `latest` is resolved here, as for `verify`; no name at all is the policy's to pick.
     let name = name
         .map(|name| resolve(&runtime, name, config))

@@ -1,7 +1,8 @@
-//! Ctrl-C or SIGTERM during a create or restore: the process would die with its temporary
-//! file (a half-written copy, possibly gigabytes) left in the backup directory, since no
-//! destructor runs when a signal ends a process. Instead a watcher removes the temporaries
-//! this process holds, says what state things are in, and exits 128 + the signal.
+//! Ctrl-C or SIGTERM during a create, restore or drill: the process would die with its
+//! temporary file (a half-written copy, possibly gigabytes) left in the backup directory, or
+//! a drill's scratch copy in TMPDIR, since no destructor runs when a signal ends a process.
+//! Instead a watcher removes the temporaries and scratch directories this process holds,
+//! says what state things are in, and exits 128 + the signal.
 
 use std::sync::mpsc;
 
@@ -40,7 +41,8 @@ pub fn remove_temporaries_on_interrupt(
                 };
                 // A restore under way says itself whether it had committed.
                 let what = crate::snapshot::interrupted_restore_report(&backups).unwrap_or(what);
-                let removed = crate::store::remove_live_temporaries();
+                let removed = crate::store::remove_live_temporaries()
+                    + crate::snapshot::remove_live_scratch();
                 let files = if removed == 1 { "file" } else { "files" };
                 // A progress bar drawn now goes first: the last line starts on a clean line.
                 super::progress::close();

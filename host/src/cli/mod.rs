@@ -81,7 +81,8 @@ const EXIT_CODES: &str = "Exit codes:
   5  busy: the database or another create or restore held the lock past --busy-timeout
   6  any other failure (I/O, internal, a remote target unreachable; a prune whose removal
      failed, the others done)
-  130  interrupted (SIGINT; 143 for SIGTERM) during create or restore; temporaries removed";
+  130  interrupted (SIGINT; 143 for SIGTERM) during create, restore or drill; temporaries
+       and scratch copies removed";
 
 /// The command line, with the exit codes in the long help of the program and of each
 /// command (a script's author reads the help of the command they call).
@@ -159,8 +160,9 @@ pub enum Command {
     /// backup's, and LiteGraph's tables are looked for. The scratch copy is removed; the
     /// outcome is kept with the backup's metadata (see `show` and `status`). The scratch
     /// directory is made in the system's temporary directory (TMPDIR), which needs room
-    /// for one copy of the backup; a scratch copy an interrupted drill left there is removed
-    /// by the next drill. `serve --drill-every` runs this on a schedule. --json prints
+    /// for one copy of the backup; Ctrl-C or SIGTERM removes it (exit 130/143), and one a
+    /// killed drill left is removed by the next drill. `serve --drill-every` runs this on a
+    /// schedule. --json prints
     /// {Passed, Problems, Backup, StartedUtc, Milliseconds, LiteGraphSchema, Tables: [{Name,
     /// InBackup, Restored}]}. Exit 3 when there is no backup.
     Drill {

@@ -7,7 +7,8 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -176,6 +177,41 @@ const UNLOCKED_GRACE: Duration = Duration::from_secs(60);
 struct Scratch {
     directory: tempfile::TempDir,
     _lock: std::fs::File,
+    _live: Live,
+}
+
+/// The scratch directories of this process's drills under way, for a signal handler that
+/// is about to end the process ([`remove_live_scratch`]): no destructor runs then.
+static LIVE_SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A scratch directory's place in [`LIVE_SCRATCH`], given up when dropped.
+struct Live(PathBuf);
+
+impl Live {
+    fn new(path: &Path) -> Live {
+        live_scratch().push(path.to_owned());
+        Live(path.to_owned())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        live_scratch().retain(|path| path != &self.0);
+    }
+}
+
+fn live_scratch() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    LIVE_SCRATCH.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Removes the scratch directories of this process's drills under way; how many. For a
+/// process about to end on a signal (Ctrl-C, SIGTERM), which would leave them, a whole
+/// copy of a backup each, in TMPDIR until the next drill.
+pub fn remove_live_scratch() -> usize {
+    live_scratch()
+        .iter()
+        .filter(|path| std::fs::remove_dir_all(path).is_ok())
+        .count()
 }
 
 impl Scratch {
@@ -212,9 +248,11 @@ fn scratch_directory() -> Result<Scratch, Error> {
         .map_err(failed)?;
     let lock = lock_in(directory.path()).map_err(failed)?;
     sweep_abandoned(directory.path());
+    let live = Live::new(directory.path());
     Ok(Scratch {
         directory,
         _lock: lock,
+        _live: live,
     })
 }
 

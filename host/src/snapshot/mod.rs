@@ -21,6 +21,8 @@ use crate::store::{BackupDir, OperationLock, Temporary};
 mod drill;
 mod pages;
 
+pub use drill::remove_live_scratch;
+
 /// How long a snapshot waits for a lock on the live database by default, as LiteGraph's own
 /// `busy_timeout`.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
