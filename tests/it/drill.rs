@@ -424,38 +424,44 @@ fn scratch_databases(tmp: &Path) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-#[test]
-fn a_drill_killed_midway_leaves_its_scratch_copy_to_the_next_drill_which_removes_it() {
-    let deployment = Deployment::without_database();
-    create_litegraph_database_of_size(&deployment.database, 80 << 20).expect("a database");
-    made(&deployment);
-    let tmp = tmp(&deployment);
+/// A drill of `x.db` with TMPDIR `tmp` (stderr piped), once its restore has written a few
+/// MiB into its scratch database.
+fn drill_under_way(deployment: &Deployment, tmp: &Path) -> std::process::Child {
     let mut child = deployment
         .cli()
-        .env("TMPDIR", &tmp)
+        .env("TMPDIR", tmp)
         .args(["drill", "x.db"])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start a drill");
-    // Killed (SIGKILL: no destructor runs) once its restore has written a few MiB.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         assert!(
             child.try_wait().expect("poll the drill").is_none(),
             "the drill ended before its restore was seen under way"
         );
-        if scratch_databases(&tmp)
+        if scratch_databases(tmp)
             .iter()
             .any(|&length| length > 4 << 20)
         {
-            child.kill().expect("SIGKILL");
-            child.wait().expect("reap");
-            break;
+            return child;
         }
         assert!(Instant::now() < deadline, "no scratch database grew");
         std::thread::yield_now();
     }
+}
+
+#[test]
+fn a_drill_killed_midway_leaves_its_scratch_copy_to_the_next_drill_which_removes_it() {
+    let deployment = Deployment::without_database();
+    create_litegraph_database_of_size(&deployment.database, 80 << 20).expect("a database");
+    made(&deployment);
+    let tmp = tmp(&deployment);
+    // Killed (SIGKILL: no destructor runs) once its restore has written a few MiB.
+    let mut child = drill_under_way(&deployment, &tmp);
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
     assert_eq!(
         entries(&tmp).len(),
         1,
@@ -480,35 +486,13 @@ fn a_drill_stopped_by_sigterm_removes_its_scratch_copy_and_says_so() {
     made(&deployment);
     let before = live_files(&deployment);
     let tmp = tmp(&deployment);
-    let mut child = deployment
-        .cli()
-        .env("TMPDIR", &tmp)
-        .args(["drill", "x.db"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start a drill");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        assert!(
-            child.try_wait().expect("poll the drill").is_none(),
-            "the drill ended before its restore was seen under way"
-        );
-        if scratch_databases(&tmp)
-            .iter()
-            .any(|&length| length > 4 << 20)
-        {
-            // kill(1), as the serve tests send it: the tests use no unsafe code.
-            let sent = std::process::Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .expect("run kill");
-            assert!(sent.success());
-            break;
-        }
-        assert!(Instant::now() < deadline, "no scratch database grew");
-        std::thread::yield_now();
-    }
+    let child = drill_under_way(&deployment, &tmp);
+    // kill(1), as the serve tests send it: the tests use no unsafe code.
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
     let output = child.wait_with_output().expect("reap the drill");
     let said = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(143), "{said}");

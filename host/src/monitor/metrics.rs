@@ -260,7 +260,8 @@ impl Listing {
         Listing {
             count: backups.len() as u64,
             size_bytes: backups.iter().map(|b| b.length).sum(),
-            newest_created: backups.iter().map(|b| b.created_utc.system_time()).max(),
+            // The policy lists backups oldest first: the newest is the last.
+            newest_created: backups.last().map(|b| b.created_utc.system_time()),
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use super::{open_backup, pages, sqlite_error};
+use super::{first_column, open_backup, pages, sqlite_error};
 use crate::bindings::litegraph::backup::types::TableRows;
 use crate::bindings::{Error, ScratchRestore};
 use crate::monitor::Progress;
@@ -114,23 +114,18 @@ fn backup_layout(source: &mut std::fs::File, name: &str) -> Result<pages::Layout
 /// Virtual tables are left out: counting one needs its module (FTS, R-tree), which this
 /// program may lack; the tables holding their content are ordinary tables and counted.
 fn backup_tables(backup: &Connection) -> Result<Vec<Counted>, Error> {
-    let names = backup
-        .prepare(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' \
-             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
-             AND coalesce(sql, '') NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
-        )
-        .and_then(|mut statement| {
-            statement
-                .query_map([], |row| row.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()
-        })
-        .map_err(|e| match e.sqlite_error_code() {
-            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
-                Error::Corrupt(format!("its schema cannot be read: {e}"))
-            }
-            _ => sqlite_error(e),
-        })?;
+    let names = first_column(
+        backup,
+        "SELECT name FROM sqlite_schema WHERE type = 'table' \
+         AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+         AND coalesce(sql, '') NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
+    )
+    .map_err(|e| match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            Error::Corrupt(format!("its schema cannot be read: {e}"))
+        }
+        _ => sqlite_error(e),
+    })?;
     Ok(names
         .into_iter()
         .map(|name| Counted {
@@ -428,14 +423,7 @@ fn copy_hashed(
 /// SQLite's full `integrity_check` of the scratch database: its findings (at most
 /// [`MOST_FINDINGS`]), none when it says "ok"; a check that cannot run is a finding too.
 fn integrity_findings(scratch: &Connection) -> Vec<String> {
-    let findings = scratch
-        .prepare(&format!("PRAGMA integrity_check({MOST_FINDINGS})"))
-        .and_then(|mut statement| {
-            statement
-                .query_map([], |row| row.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()
-        });
-    match findings {
+    match first_column(scratch, &format!("PRAGMA integrity_check({MOST_FINDINGS})")) {
         Ok(findings) if findings.len() == 1 && findings[0] == "ok" => Vec::new(),
         Ok(findings) => findings,
         Err(e) => vec![format!("integrity_check could not run: {e}")],

@@ -175,24 +175,27 @@ fn run_check(connection: &Connection, full: bool) -> Result<(), Error> {
     } else {
         "quick_check(20)"
     };
-    let findings = connection
-        .prepare(&format!("PRAGMA {pragma}"))
-        .and_then(|mut statement| {
-            statement
-                .query_map([], |row| row.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()
-        })
-        .map_err(|e| match e.sqlite_error_code() {
+    let findings = first_column(connection, &format!("PRAGMA {pragma}")).map_err(|e| {
+        match e.sqlite_error_code() {
             Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
                 Error::Corrupt(e.to_string())
             }
             _ => sqlite_error(e),
-        })?;
+        }
+    })?;
     if findings.len() == 1 && findings[0] == "ok" {
         Ok(())
     } else {
         Err(Error::Corrupt(findings.join("; ")))
     }
+}
+
+/// The first column of every row `sql` answers, as text: a check's findings, a schema's
+/// table names.
+fn first_column(connection: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    let mut statement = connection.prepare(sql)?;
+    let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+    rows.collect()
 }
 
 /// A failed copy: a failed write of the copy is worded for the person who has to act on it.

@@ -168,9 +168,10 @@ pub fn gather(
     (evidence, backups)
 }
 
-/// The newest backup of a listing (which is oldest first).
+/// The newest backup of a listing: its last, since the policy lists oldest first (by
+/// creation time, then name).
 pub fn newest(backups: &[BackupFile]) -> Option<&BackupFile> {
-    backups.iter().max_by_key(|b| b.created_utc)
+    backups.last()
 }
 
 /// The last drill of `backup`, as its metadata records it (whoever drilled it); `None`
