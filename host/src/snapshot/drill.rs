@@ -14,7 +14,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use super::{first_column, open_backup, pages, sqlite_error};
+use super::{first_column, one_per_line, open_backup, pages, sqlite_error};
 use crate::bindings::litegraph::backup::types::TableRows;
 use crate::bindings::{Error, ScratchRestore};
 use crate::monitor::Progress;
@@ -425,7 +425,7 @@ fn copy_hashed(
 fn integrity_findings(scratch: &Connection) -> Vec<String> {
     match first_column(scratch, &format!("PRAGMA integrity_check({MOST_FINDINGS})")) {
         Ok(findings) if findings.len() == 1 && findings[0] == "ok" => Vec::new(),
-        Ok(findings) => findings,
+        Ok(findings) => one_per_line(findings),
         Err(e) => vec![format!("integrity_check could not run: {e}")],
     }
 }
@@ -604,6 +604,16 @@ mod tests {
         assert!(
             !found.integrity.is_empty(),
             "integrity_check finds the damage"
+        );
+        // Found by hand: SQLite puts several findings in one row, after a `*** in database
+        // main ***` line, and the drill's problem then ran over several lines.
+        assert!(
+            found
+                .integrity
+                .iter()
+                .all(|finding| !finding.contains('\n') && !finding.starts_with("***")),
+            "{:?}",
+            found.integrity
         );
         // Found by the operator review: a table damaged in the backup was left out of the
         // list, and the drill then said LiteGraph's table was missing.

@@ -186,8 +186,24 @@ fn run_check(connection: &Connection, full: bool) -> Result<(), Error> {
     if findings.len() == 1 && findings[0] == "ok" {
         Ok(())
     } else {
-        Err(Error::Corrupt(findings.join("; ")))
+        Err(Error::Corrupt(one_per_line(findings).join("; ")))
     }
+}
+
+/// SQLite's `*** in database main ***` before a database's findings.
+fn is_database_heading(line: &str) -> bool {
+    line.starts_with("*** in database") && line.ends_with("***")
+}
+
+/// A check's findings one per line: SQLite puts several in one row, after a `*** in
+/// database main ***` line that says nothing to a person reading one database's findings.
+fn one_per_line(rows: Vec<String>) -> Vec<String> {
+    rows.iter()
+        .flat_map(|row| row.lines())
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !is_database_heading(line))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The first column of every row `sql` answers, as text: a check's findings, a schema's
