@@ -26,4 +26,5 @@ mod retention;
 mod scale;
 mod schedule;
 mod serve;
+mod snapshot_pass;
 mod support;
