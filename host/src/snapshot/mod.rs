@@ -1,25 +1,23 @@
-//! The `snapshot` capability: consistent copies of the live database, made with SQLite's
-//! online backup API into a host-named temporary inside the backup directory.
+//! The `snapshot` capability: consistent copies of the live database, page for page in one
+//! transaction ([`pass`]), into a host-named temporary inside the backup directory.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::backup::{Backup, StepResult};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::litegraph::backup::snapshot::{self, SnapshotFile};
-use crate::bindings::{Error, FileDigests, ScratchRestore};
+use crate::bindings::{Error, ScratchRestore};
 use crate::budget::{Budget, Heavy};
-use crate::digests::digests;
-use crate::monitor::Progress;
 use crate::monitor::progress::Pass;
 use crate::store::{BackupDir, OperationLock, Temporary};
 
 mod drill;
 mod pages;
+mod pass;
 
 pub use drill::remove_live_scratch;
 
@@ -73,6 +71,20 @@ impl LiveDatabase {
         }
     }
 
+    /// The copy of a snapshot alone, without its digests: every page as one read
+    /// transaction sees it, written to the new file `destination` and flushed. What the
+    /// benchmarks weigh a whole snapshot against; a backup is made by `create`.
+    pub fn copy_pages_only(&self, destination: &Path) -> Result<(), Error> {
+        let source = self.connect()?;
+        source.execute_batch("BEGIN").map_err(sqlite_error)?;
+        let file = std::fs::File::create_new(destination)
+            .map_err(|e| Error::Io(format!("cannot create {}: {e}", destination.display())))?;
+        pass::write_pages_only(&source, &file)?;
+        source.execute_batch("COMMIT").map_err(sqlite_error)?;
+        file.sync_all()
+            .map_err(|e| Error::Io(format!("cannot flush {}: {e}", destination.display())))
+    }
+
     /// A dedicated connection to the live database; never creates one.
     fn connect(&self) -> Result<Connection, Error> {
         let shown = self.path.display();
@@ -100,48 +112,6 @@ impl LiveDatabase {
                 _ => Error::Io(format!("cannot read the live database {shown}: {e}")),
             })?;
         Ok(connection)
-    }
-
-    /// The database's size as `connection` sees it now: its pages, WAL included.
-    fn size(connection: &Connection) -> Result<u64, Error> {
-        let pragma = |name: &str| {
-            connection
-                .query_row(&format!("PRAGMA {name}"), [], |row| row.get::<_, i64>(0))
-                .map_err(sqlite_error)
-        };
-        let bytes = pragma("page_count")?.saturating_mul(pragma("page_size")?);
-        Ok(u64::try_from(bytes).unwrap_or(0))
-    }
-
-    /// Copies the whole database, as of one read transaction, into the (empty, existing)
-    /// file at `destination`. One `step(-1)`: small steps restart whenever a writer commits
-    /// and may never finish under a steady writer.
-    fn copy_to(source: &Connection, destination: &Path) -> Result<(), Error> {
-        // Never create: the destination is the temporary the host just made.
-        let mut copy = Connection::open_with_flags(
-            destination,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sqlite_error)?;
-        // The copy is published by rename once complete and fsynced by the host, so it
-        // needs neither a journal nor SQLite's own syncs.
-        copy.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
-            .map_err(sqlite_error)?;
-        {
-            let backup = Backup::new(source, &mut copy).map_err(sqlite_error)?;
-            match backup.step(-1).map_err(copy_error)? {
-                StepResult::Done => {}
-                StepResult::Busy | StepResult::Locked => return Err(Error::Busy),
-                _ => return Err(Error::Io("the online backup stopped early".into())),
-            }
-        }
-        // A copy of a WAL database says "WAL" in its header, and opening it would then make
-        // `-wal`/`-shm` files beside it in the backup directory. A backup is one
-        // self-contained file: switch it to the rollback journal (rewrites the header only).
-        copy.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
-            .map_err(sqlite_error)?;
-        copy.close().map_err(|(_, e)| sqlite_error(e))?;
-        Ok(())
     }
 }
 
@@ -212,23 +182,6 @@ fn first_column(connection: &Connection, sql: &str) -> rusqlite::Result<Vec<Stri
     let mut statement = connection.prepare(sql)?;
     let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
     rows.collect()
-}
-
-/// A failed copy: a failed write of the copy is worded for the person who has to act on it.
-fn copy_error(e: rusqlite::Error) -> Error {
-    const SQLITE_IOERR_WRITE: i32 = 778;
-    let write_failed = matches!(
-        &e,
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.code == ErrorCode::DiskFull || f.extended_code == SQLITE_IOERR_WRITE
-    );
-    if write_failed {
-        Error::Io(format!(
-            "could not write the copy into the backup directory (disk full or file size limit?): {e}"
-        ))
-    } else {
-        sqlite_error(e)
-    }
 }
 
 pub(super) fn sqlite_error(e: rusqlite::Error) -> Error {
@@ -346,41 +299,6 @@ impl SnapshotCtx {
     }
 }
 
-/// Flushes a finished copy to disk and digests it at once: the flush waits on the disk, the
-/// hashing on the CPU, and the copy is still in the page cache.
-fn flush_and_digest(
-    backups: &BackupDir,
-    temporary: &Temporary,
-    progress: &dyn Progress,
-) -> Result<FileDigests, Error> {
-    let io = |action: &str, e: std::io::Error| {
-        Error::Io(format!(
-            "cannot {action} in the backup directory {}: {e}",
-            backups.path().display()
-        ))
-    };
-    let copy = backups
-        .open_for_reading(temporary.name())
-        .map_err(|e| io("reopen the snapshot", std::io::Error::other(e)))?;
-    let length = copy
-        .metadata()
-        .map_err(|e| io("read the snapshot", e))?
-        .len();
-    let hashing = Pass::start(progress, "hashing", length);
-    let (synced, digests) = std::thread::scope(|scope| {
-        let sync = scope.spawn(|| temporary.sync());
-        let digests = digests(hashing.reader(copy));
-        (sync.join().expect("fsync never panics"), digests)
-    });
-    synced.map_err(|e| io("flush the snapshot to disk", e))?;
-    let d = digests.map_err(|e| io("read the snapshot", e))?;
-    Ok(FileDigests {
-        md5: d.md5,
-        sha1: d.sha1,
-        sha256: d.sha256,
-    })
-}
-
 impl Drop for SnapshotCtx {
     fn drop(&mut self) {
         // The operation is over (its restore committed or rolled back with `pending`).
@@ -415,19 +333,12 @@ impl snapshot::Host for SnapshotCtx {
         self.hold_exclusive()?;
         let (backups, monitor) = (Arc::clone(&self.backups), self.monitor.clone());
         let temporary = self.temporary()?;
-        let path = backups.path().join(temporary.name());
-        // The online backup is one call: its progress is the copy's length as it grows.
-        let copying = Pass::start(monitor.progress(), "copying", LiveDatabase::size(&source)?);
-        std::thread::scope(|scope| {
-            let (stop, stopped) = std::sync::mpsc::channel::<()>();
-            let copying = &copying;
-            scope.spawn(move || temporary.flush_while_written(&stopped, copying));
-            let copied = LiveDatabase::copy_to(&source, &path);
-            drop(stop);
-            copied
+        // One read transaction: every page comes from the same commit. It ends as soon as
+        // the last page is written; on a rollback-journal database it blocks writers.
+        source.execute_batch("BEGIN").map_err(sqlite_error)?;
+        let digests = pass::copy_pages(&source, &backups, temporary, monitor.progress(), || {
+            source.execute_batch("COMMIT").map_err(sqlite_error)
         })?;
-        drop(copying);
-        let digests = flush_and_digest(&backups, temporary, monitor.progress())?;
         Ok(SnapshotFile {
             name: temporary.name().to_owned(),
             digests,
@@ -453,9 +364,15 @@ impl snapshot::Host for SnapshotCtx {
             safety_temporary: temporary.name().to_owned(),
             committed: false,
         });
-        let file = backups.open_for_writing(temporary.name())?;
-        pages::copy_live(&pending.live, &pending.header, &file, monitor.progress())?;
-        let digests = flush_and_digest(&backups, temporary, monitor.progress())?;
+        // The safety copy is of the pages the restore's write transaction sees: no commit
+        // can land between the copy and the restore.
+        let digests = pass::copy_pages(
+            &pending.live,
+            &backups,
+            temporary,
+            monitor.progress(),
+            || Ok(()),
+        )?;
         let temporary = temporary.name().to_owned();
         self.pending = Some(pending);
         Ok(SnapshotFile {

@@ -5,7 +5,6 @@
 //! its copy and its restore are two transactions, and the commits in between were lost.
 
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -200,55 +199,10 @@ fn lock_byte_page(page_size: u32) -> u64 {
     PENDING_BYTE / u64::from(page_size) + 1
 }
 
-/// Copies every page of the live database, as its open transaction sees it, into `file`
-/// (an empty temporary), switched to a rollback journal so the copy is one self-contained
-/// file. Returns the number of pages copied.
-pub(super) fn copy_live(
-    live: &Connection,
-    header: &LiveHeader,
-    file: &std::fs::File,
-    progress: &dyn Progress,
-) -> Result<u32, Error> {
-    let page_size = header.layout.page_size;
-    let copying = Pass::start(
-        progress,
-        "copying",
-        u64::from(header.page_count) * u64::from(page_size),
-    );
-    let mut statement = live
-        .prepare("SELECT pgno, data FROM sqlite_dbpage")
-        .map_err(sqlite_error)?;
-    let mut rows = statement.query([]).map_err(sqlite_error)?;
-    let mut pages = 0u32;
-    let write = |e: io::Error| {
-        Error::Io(format!(
-            "cannot write the safety copy into the backup directory (disk full?): {e}"
-        ))
-    };
-    while let Some(row) = rows.next().map_err(sqlite_error)? {
-        let pgno: u32 = row.get(0).map_err(sqlite_error)?;
-        let data = row.get_ref(1).map_err(sqlite_error)?;
-        let data = data
-            .as_blob()
-            .map_err(|e| Error::Io(format!("SQLite: {e}")))?;
-        let offset = u64::from(pgno - 1) * u64::from(page_size);
-        if pgno == 1 {
-            let mut first = data.to_vec();
-            mark_self_contained(&mut first);
-            file.write_all_at(&first, offset).map_err(write)?;
-        } else {
-            file.write_all_at(data, offset).map_err(write)?;
-        }
-        copying.update(offset + u64::from(page_size));
-        pages = pages.max(pgno);
-    }
-    Ok(pages)
-}
-
 /// Page 1 of a copy that stands on its own: a rollback-journal database (opening it never
 /// makes `-wal`/`-shm` files), whose header's page count is trusted (bytes 92-95 equal to
 /// the change counter at 24-27).
-fn mark_self_contained(page_one: &mut [u8]) {
+pub(super) fn mark_self_contained(page_one: &mut [u8]) {
     if page_one.len() >= HEADER_BYTES && &page_one[..16] == MAGIC {
         page_one[18] = 1;
         page_one[19] = 1;
