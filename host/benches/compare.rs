@@ -121,18 +121,36 @@ impl Stats {
 }
 
 /// Runs `prepare` then times `work`, `repetitions` times (after one untimed warm-up).
-fn measure(repetitions: usize, mut prepare: impl FnMut(), mut work: impl FnMut()) -> Stats {
+fn measure(repetitions: usize, prepare: impl FnMut(), work: impl FnMut()) -> Stats {
+    measure_with_cpu(repetitions, prepare, work).0
+}
+
+/// As [`measure`], with the CPU time this process (all its threads) spent in `work`.
+fn measure_with_cpu(
+    repetitions: usize,
+    mut prepare: impl FnMut(),
+    mut work: impl FnMut(),
+) -> (Stats, Stats) {
     prepare();
     work();
-    let samples = (0..repetitions)
+    let (wall, cpu) = (0..repetitions)
         .map(|_| {
             prepare();
-            let started = Instant::now();
+            let (started, cpu) = (Instant::now(), process_cpu());
             work();
-            started.elapsed()
+            (started.elapsed(), process_cpu().saturating_sub(cpu))
         })
-        .collect();
-    Stats::of(samples)
+        .unzip();
+    (Stats::of(wall), Stats::of(cpu))
+}
+
+/// The CPU time of this process so far, every thread's (exited ones included).
+fn process_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 fn fsync(path: &Path) {
@@ -303,13 +321,19 @@ fn compare_copies(
         }
     };
     let n = options.repetitions;
-    let mut rows: Vec<(String, Stats, &str)> = Vec::new();
+    // Each method: its time, the CPU time of this process when the work is in it, a note.
+    let mut rows: Vec<(String, Stats, Option<Stats>, &str)> = Vec::new();
 
-    let cp = measure(n, clear, || {
+    let (cp, cp_cpu) = measure_with_cpu(n, clear, || {
         fs::copy(database, &out).expect("copy");
         fsync(&out);
     });
-    rows.push(("`cp` + fsync (the physical limit)".into(), cp, ""));
+    rows.push((
+        "`cp` + fsync (the physical limit)".into(),
+        cp,
+        Some(cp_cpu),
+        "",
+    ));
 
     if Command::new("sqlite3").arg("-version").output().is_ok() {
         let cli = measure(n, clear, || {
@@ -320,19 +344,24 @@ fn compare_copies(
                 .expect("sqlite3");
             assert!(status.success());
         });
-        rows.push(("sqlite3 CLI `.backup`".into(), cli, "no fsync"));
+        rows.push(("sqlite3 CLI `.backup`".into(), cli, None, "no fsync"));
     } else {
         eprintln!("sqlite3 CLI not installed: skipped");
     }
 
-    let vacuum = measure(n, clear, || {
+    let (vacuum, vacuum_cpu) = measure_with_cpu(n, clear, || {
         Connection::open(database)
             .and_then(|db| db.execute("VACUUM INTO ?1", [out.to_string_lossy()]))
             .expect("vacuum into");
     });
-    rows.push(("`VACUUM INTO` (LiteGraph's way)".into(), vacuum, "no fsync"));
+    rows.push((
+        "`VACUUM INTO` (LiteGraph's way)".into(),
+        vacuum,
+        Some(vacuum_cpu),
+        "no fsync",
+    ));
 
-    let step = measure(n, clear, || {
+    let (step, step_cpu) = measure_with_cpu(n, clear, || {
         let source = Connection::open(database).expect("open");
         let mut copy = Connection::open(&out).expect("open");
         rusqlite::backup::Backup::new(&source, &mut copy)
@@ -341,19 +370,55 @@ fn compare_copies(
         drop(copy);
         fsync(&out);
     });
-    rows.push(("bare rusqlite `Backup::step(-1)` + fsync".into(), step, ""));
+    rows.push((
+        "bare rusqlite `Backup::step(-1)` + fsync".into(),
+        step,
+        Some(step_cpu),
+        "",
+    ));
+
+    // The parts of a snapshot, each alone: the copy (our page pass, no digests) and each
+    // digest of the result. Their CPU times, summed and halved, are the least two cores
+    // can do the whole in; and never less than MD5, which cannot be split.
+    let live = LiveDatabase::new(database, DEFAULT_BUSY_TIMEOUT);
+    let (pages, pages_cpu) = measure_with_cpu(n, clear, || {
+        live.copy_pages_only(&out).expect("copy the pages");
+    });
+    rows.push((
+        "the copy alone: our page pass + fsync, no digests".into(),
+        pages,
+        Some(pages_cpu),
+        "",
+    ));
+    let md5 = measure_with_cpu(n, || {}, || drop(digest_alone::<md5::Md5>(&out))).1;
+    let sha1 = measure_with_cpu(n, || {}, || drop(digest_alone::<sha1::Sha1>(&out))).1;
+    let sha256 = measure_with_cpu(n, || {}, || drop(digest_alone::<sha2::Sha256>(&out))).1;
+    let parts = [&pages_cpu, &md5, &sha1, &sha256].map(|s| s.median);
+    let floor = (parts.iter().sum::<Duration>() / 2).max(md5.median);
+    let floor = Stats {
+        median: floor,
+        min: floor,
+        max: floor,
+    };
+    rows.push((
+        "the 2-core CPU floor: (copy + MD5 + SHA-1 + SHA-256 CPU) / 2".into(),
+        floor,
+        None,
+        "computed, see below",
+    ));
 
     let clear_backups = || {
         for entry in fs::read_dir(backups).expect("read").flatten() {
             let _ = fs::remove_file(entry.path());
         }
     };
-    let ours = measure(n, clear_backups, || {
+    let (ours, ours_cpu) = measure_with_cpu(n, clear_backups, || {
         runtime.create(Some("bench.db")).expect("create");
     });
     rows.push((
         "litegraph-backup `create`, in-process (copy + 3 digests + metadata)".into(),
         ours,
+        Some(ours_cpu),
         "",
     ));
 
@@ -373,57 +438,83 @@ fn compare_copies(
     rows.push((
         "litegraph-backup `create`, CLI process".into(),
         cli,
-        "includes compiling the component",
+        None,
+        "compiled component from the cache",
     ));
     clear();
 
     println!();
     println!("## Backup of the live database");
     println!();
-    println!("| method | time | MiB/s | ÷ cp+fsync | ÷ step(-1)+fsync | note |");
-    println!("|---|---|---|---|---|---|");
-    for (name, stats, note) in &rows {
+    println!(
+        "| method | time | CPU | MiB/s | ÷ cp+fsync | ÷ step(-1)+fsync | ÷ CPU floor | note |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, stats, cpu, note) in &rows {
         println!(
-            "| {name} | {} | {:.0} | {:.2} | {:.2} | {note} |",
+            "| {name} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {note} |",
             stats.seconds(),
+            cpu.map(|c| format!("{:.3} s", c.median.as_secs_f64()))
+                .unwrap_or_else(|| "-".into()),
             bytes as f64 / 1048576.0 / stats.median.as_secs_f64(),
             stats.ratio(&cp),
             stats.ratio(&step),
+            stats.ratio(&floor),
         );
     }
+    println!();
+    println!(
+        "CPU floor = max((copy {:.3} + MD5 {:.3} + SHA-1 {:.3} + SHA-256 {:.3}) / 2, MD5) = {:.3} s; \
+         CPU is this process's, all threads, median of {n}; the CLI and sqlite3 rows run in \
+         another process (-).",
+        parts[0].as_secs_f64(),
+        parts[1].as_secs_f64(),
+        parts[2].as_secs_f64(),
+        parts[3].as_secs_f64(),
+        floor.median.as_secs_f64(),
+    );
+    println!(
+        "`create` in-process: {:.2}x the bare step(-1)+fsync, {:.2}x the CPU floor; \
+         the CLI adds {:.0} ms to it.",
+        ours.ratio(&step),
+        ours.ratio(&floor),
+        (cli.median.as_secs_f64() - ours.median.as_secs_f64()) * 1000.0,
+    );
+}
+
+/// One digest of a file, alone on this thread.
+fn digest_alone<D: sha2::Digest>(path: &Path) -> String {
+    let mut file = File::open(path).expect("open");
+    let mut digest = D::new();
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).expect("read");
+        if n == 0 {
+            break;
+        }
+        digest.update(&buffer[..n]);
+    }
+    upper_hex(&digest.finalize())
 }
 
 /// The three digests in one parallel pass against each digest alone.
 fn digest_speed(options: &Options, database: &Path, bytes: u64) {
     use md5::Md5;
     use sha1::Sha1;
-    use sha2::{Digest, Sha256};
-    fn alone<D: Digest>(path: &Path) -> String {
-        let mut file = File::open(path).expect("open");
-        let mut digest = D::new();
-        let mut buffer = vec![0; 1 << 20];
-        loop {
-            let n = file.read(&mut buffer).expect("read");
-            if n == 0 {
-                break;
-            }
-            digest.update(&buffer[..n]);
-        }
-        upper_hex(&digest.finalize())
-    }
+    use sha2::Sha256;
     let n = options.repetitions;
     let rows = [
         (
             "MD5 alone",
-            measure(n, || {}, || drop(alone::<Md5>(database))),
+            measure(n, || {}, || drop(digest_alone::<Md5>(database))),
         ),
         (
             "SHA-1 alone",
-            measure(n, || {}, || drop(alone::<Sha1>(database))),
+            measure(n, || {}, || drop(digest_alone::<Sha1>(database))),
         ),
         (
             "SHA-256 alone",
-            measure(n, || {}, || drop(alone::<Sha256>(database))),
+            measure(n, || {}, || drop(digest_alone::<Sha256>(database))),
         ),
         (
             "all three, one after another (three passes)",
@@ -431,9 +522,9 @@ fn digest_speed(options: &Options, database: &Path, bytes: u64) {
                 n,
                 || {},
                 || {
-                    alone::<Md5>(database);
-                    alone::<Sha1>(database);
-                    alone::<Sha256>(database);
+                    digest_alone::<Md5>(database);
+                    digest_alone::<Sha1>(database);
+                    digest_alone::<Sha256>(database);
                 },
             ),
         ),
