@@ -239,7 +239,7 @@ fn restore(config: &Config, name: &str, out: &mut impl Write) -> anyhow::Result<
 pub(super) fn policy(config: &Config) -> anyhow::Result<Policy> {
     let refused = |message: String| Failure::error(Exit::Refused, message);
     match &config.policy_component {
-        None => Policy::embedded(config.limits),
+        None => Policy::compile(crate::GUEST_COMPONENT, config.limits, &config.compile_cache),
         Some(path) => {
             let component = std::fs::read(path).map_err(|e| {
                 refused(format!(
@@ -247,7 +247,7 @@ pub(super) fn policy(config: &Config) -> anyhow::Result<Policy> {
                     path.display()
                 ))
             })?;
-            Policy::from_component(&component, config.limits).map_err(|e| {
+            Policy::compile(&component, config.limits, &config.compile_cache).map_err(|e| {
                 refused(format!(
                     "{} is not a usable policy component: {e}",
                     path.display()

@@ -80,6 +80,25 @@ pub struct GlobalArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub guest_timeout_ms: Option<u64>,
 
+    /// Where the compiled policy component is kept between runs, so that a command loads it
+    /// instead of compiling it again (~150 ms) [default: $XDG_CACHE_HOME/litegraph-backup,
+    /// else ~/.cache/litegraph-backup]. wasmtime manages its `wasmtime/` subdirectory (made
+    /// private to this user) and keys each entry by the component, wasmtime's version and
+    /// the settings; it is safe to delete. A cache that cannot be used is skipped: the
+    /// component is compiled and the command runs as usual.
+    #[arg(
+        long,
+        global = true,
+        env = "LITEGRAPH_COMPILE_CACHE",
+        value_name = "DIR"
+    )]
+    pub compile_cache: Option<PathBuf>,
+
+    /// Compile the policy component in every run and keep nothing on disk.
+    #[arg(long, global = true, env = "LITEGRAPH_NO_COMPILE_CACHE",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_compile_cache: bool,
+
     /// Print JSON instead of text: LiteGraph's BackupFile for the backup commands; `drill`,
     /// `status`, `prune` and the remote commands print theirs (see each command's help).
     #[arg(long, global = true, env = "LITEGRAPH_JSON",

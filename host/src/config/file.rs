@@ -17,6 +17,7 @@ use super::args::{
     parse_schedule, parse_url,
 };
 use super::remote::{RawRemote, RemoteChecker, RemoteDraft};
+use crate::runtime::CompileCache;
 use crate::schedule::Schedule;
 
 /// The file as written: strings are checked after parsing, where their spans are known.
@@ -29,6 +30,8 @@ struct Raw {
     policy_component: Option<Spanned<String>>,
     guest_memory_mib: Option<Spanned<u64>>,
     guest_timeout: Option<Spanned<String>>,
+    compile_cache: Option<Spanned<String>>,
+    no_compile_cache: Option<Spanned<bool>>,
     json: Option<bool>,
     quiet: Option<bool>,
     no_color: Option<bool>,
@@ -82,6 +85,8 @@ pub struct FileSettings {
     pub policy_component: Option<PathBuf>,
     pub guest_memory_mib: Option<u64>,
     pub guest_timeout: Option<Duration>,
+    /// `compile_cache`, or `no_compile_cache = true` (as `CompileCache::Off`).
+    pub compile_cache: Option<CompileCache>,
     pub json: Option<bool>,
     pub quiet: Option<bool>,
     pub no_color: Option<bool>,
@@ -178,6 +183,7 @@ impl Checker<'_> {
             policy_component: self.value(raw.policy_component, |p| self.path_in(p))?,
             guest_memory_mib: self.value(raw.guest_memory_mib, |mib| memory(*mib))?,
             guest_timeout: self.value(raw.guest_timeout, |d| parse_duration(d))?,
+            compile_cache: self.compile_cache(raw.compile_cache, raw.no_compile_cache)?,
             json: raw.json,
             quiet: raw.quiet,
             no_color: raw.no_color,
@@ -217,6 +223,27 @@ impl Checker<'_> {
             keep_within: self.value(raw.keep_within, |d| parse_keep_within(d))?,
             include_named: raw.include_named,
         })
+    }
+
+    /// `compile_cache = "DIR"` or `no_compile_cache = true`; not both.
+    fn compile_cache(
+        &self,
+        directory: Option<Spanned<String>>,
+        off: Option<Spanned<bool>>,
+    ) -> Result<Option<CompileCache>, ConfigError> {
+        let off = off.filter(|off| *off.get_ref());
+        if let (Some(_), Some(off)) = (&directory, &off) {
+            return Err(self.refuse(
+                off.span(),
+                "give compile_cache or no_compile_cache, not both",
+            ));
+        }
+        if off.is_some() {
+            return Ok(Some(CompileCache::Off));
+        }
+        Ok(self
+            .value(directory, |p| self.path_in(p))?
+            .map(CompileCache::In))
     }
 
     /// A value checked by `parse`; its refusal names the file, the line and the key.

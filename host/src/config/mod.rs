@@ -14,6 +14,7 @@ use clap::ArgMatches;
 use tracing_subscriber::filter::Targets;
 
 use crate::remote::TargetConfig;
+use crate::runtime::CompileCache;
 use crate::schedule::Schedule;
 use crate::snapshot::{DEFAULT_BUSY_TIMEOUT, LiveDatabase};
 use crate::{Limits, Retention};
@@ -97,6 +98,8 @@ pub struct Config {
     pub busy_timeout: Duration,
     pub limits: Limits,
     pub policy_component: Option<PathBuf>,
+    /// Where the compiled policy is kept between runs.
+    pub compile_cache: CompileCache,
     pub json: bool,
     pub quiet: bool,
     pub log: Logging,
@@ -156,7 +159,8 @@ impl Config {
         Config::new_in(matches, &ProcessEnvironment)
     }
 
-    /// [`Config::new`], with the `AWS_*` variables read from `environment`.
+    /// [`Config::new`], with the `AWS_*` variables and the cache's `XDG_CACHE_HOME` and
+    /// `HOME` read from `environment`.
     pub fn new_in(
         matches: &ArgMatches,
         environment: &dyn Environment,
@@ -198,7 +202,7 @@ impl Config {
             matches,
             files: &files,
         };
-        let mut config = Config::merge(&layers, report)?;
+        let mut config = Config::merge(&layers, environment, report)?;
         let mut report = Report::default();
         config.remotes = remote::targets(&layers, environment, &mut report)?;
         config.report.extend(report.0);
@@ -211,7 +215,11 @@ impl Config {
         Ok(config)
     }
 
-    fn merge(layers: &Layers, mut report: Report) -> Result<Config, ConfigError> {
+    fn merge(
+        layers: &Layers,
+        environment: &dyn Environment,
+        mut report: Report,
+    ) -> Result<Config, ConfigError> {
         let database = database(layers, &mut report)?;
         let backups = report.take(
             "backups",
@@ -254,6 +262,15 @@ impl Config {
                 .or_else(|| layers.file(|f| f.guest_timeout)),
             || Limits::default().guest_time,
             show_duration,
+        );
+        let (compile_cache, _) = report.take(
+            "compile_cache",
+            compile_cache_given(layers)?.or_else(|| layers.file(|f| f.compile_cache.clone())),
+            || default_compile_cache(environment),
+            |cache: &CompileCache| match cache {
+                CompileCache::In(path) => show_path(path),
+                CompileCache::Off => "(off)".to_owned(),
+            },
         );
         let mut flag = |key: &'static str, pick: fn(&FileSettings) -> Option<bool>| {
             report
@@ -301,6 +318,7 @@ impl Config {
                 guest_time,
             },
             policy_component,
+            compile_cache,
             json,
             quiet,
             log: Logging {
@@ -365,6 +383,50 @@ fn database(layers: &Layers, report: &mut Report) -> Result<Location, ConfigErro
         |p: &PathBuf| show_path(p),
     );
     Ok(location(picked))
+}
+
+/// `--compile-cache DIR` or `--no-compile-cache`, from a flag or the environment: a flag
+/// wins over the environment whichever it says; both on the same level are refused.
+fn compile_cache_given(layers: &Layers) -> Result<Option<(CompileCache, Source)>, ConfigError> {
+    let directory = layers
+        .given::<PathBuf>("compile_cache")
+        .map(|(path, source)| (CompileCache::In(path), source));
+    let off = layers
+        .given::<bool>("no_compile_cache")
+        .filter(|(off, _)| *off)
+        .map(|(_, source)| (CompileCache::Off, source));
+    match (directory, off) {
+        (Some(directory), Some(off)) => match (&directory.1, &off.1) {
+            (Source::Flag, Source::Flag) => Err(ConfigError(
+                "give --compile-cache or --no-compile-cache, not both".to_owned(),
+            )),
+            (Source::Env(a), Source::Env(b)) => {
+                Err(ConfigError(format!("set {a} or {b}, not both")))
+            }
+            (Source::Flag, _) => Ok(Some(directory)),
+            _ => Ok(Some(off)),
+        },
+        (directory, off) => Ok(directory.or(off)),
+    }
+}
+
+/// The user's cache directory, as the XDG Base Directory specification places it:
+/// `$XDG_CACHE_HOME/litegraph-backup` when that variable is an absolute path, else
+/// `~/.cache/litegraph-backup` (also on macOS: the tool serves Linux machines first, and one
+/// rule is easier to find). Without either variable (a service with no home), nothing is
+/// kept.
+fn default_compile_cache(environment: &dyn Environment) -> CompileCache {
+    let absolute = |name: &str| {
+        environment
+            .var(name)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
+        .map_or(CompileCache::Off, |base| {
+            CompileCache::In(base.join("litegraph-backup"))
+        })
 }
 
 /// The retention rules, each from the first layer that sets it: rules from different

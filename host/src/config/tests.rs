@@ -574,3 +574,69 @@ fn urls_show_their_scheme_and_host_only() {
     );
     assert_eq!(super::show_url(&None), "(none)");
 }
+
+#[test]
+fn the_compile_cache_is_in_the_users_cache_directory() {
+    let with = |env: &[(&'static str, &'static str)]| {
+        let config =
+            Config::new_in(&matches(&["list"]), &FakeEnvironment(env.to_vec())).expect("merges");
+        assert_eq!(
+            entry(&config.report, "compile_cache").source,
+            Source::Default
+        );
+        config.compile_cache
+    };
+    let cache = |path: &str| CompileCache::In(PathBuf::from(path));
+    assert_eq!(
+        with(&[("XDG_CACHE_HOME", "/xdg"), ("HOME", "/home/u")]),
+        cache("/xdg/litegraph-backup")
+    );
+    assert_eq!(
+        with(&[("XDG_CACHE_HOME", "relative"), ("HOME", "/home/u")]),
+        cache("/home/u/.cache/litegraph-backup"),
+        "the specification says to ignore a relative XDG_CACHE_HOME"
+    );
+    assert_eq!(with(&[]), CompileCache::Off, "no home: nothing is kept");
+}
+
+#[test]
+fn the_compile_cache_is_named_or_turned_off_on_one_level() {
+    let home = FakeEnvironment(vec![("HOME", "/home/u")]);
+    let config = Config::new_in(&matches(&["--no-compile-cache", "list"]), &home).expect("off");
+    assert_eq!(config.compile_cache, CompileCache::Off);
+    assert_eq!(entry(&config.report, "compile_cache").value, "(off)");
+    assert_eq!(entry(&config.report, "compile_cache").source, Source::Flag);
+
+    let config =
+        Config::new_in(&matches(&["list", "--compile-cache", "/c"]), &home).expect("named");
+    assert_eq!(config.compile_cache, CompileCache::In(PathBuf::from("/c")));
+
+    let both = matches(&["--compile-cache", "/c", "--no-compile-cache", "list"]);
+    let error = Config::new_in(&both, &home).expect_err("both").to_string();
+    assert!(error.contains("not both"), "{error}");
+
+    let config = with_file("no_compile_cache = true\n", &["list"], &home).expect("off");
+    assert_eq!(config.compile_cache, CompileCache::Off);
+    let config = with_file(
+        "compile_cache = \"cache\"\n",
+        &["--no-compile-cache", "list"],
+        &home,
+    )
+    .expect("the flag wins");
+    assert_eq!(config.compile_cache, CompileCache::Off);
+    let config = with_file("compile_cache = \"cache\"\n", &["list"], &home).expect("named");
+    let CompileCache::In(path) = config.compile_cache else {
+        panic!("a directory");
+    };
+    assert!(
+        path.ends_with("cache") && path.is_absolute(),
+        "relative to the file: {path:?}"
+    );
+    let error = with_file(
+        "compile_cache = \"cache\"\nno_compile_cache = true\n",
+        &["list"],
+        &home,
+    )
+    .expect_err("both");
+    assert!(error.contains("line 2, key `no_compile_cache`"), "{error}");
+}

@@ -23,6 +23,10 @@ use crate::wire::{
     Restoration, Retention, Verification,
 };
 
+mod compile_cache;
+
+pub use compile_cache::CompileCache;
+
 /// Guest instances that can exist at once; more callers wait for a turn.
 const POOLED_INSTANCES: u32 = 64;
 
@@ -138,8 +142,8 @@ impl From<bindings::Error> for Error {
     }
 }
 
-/// The compiled policy component, ready to instantiate: compiled once (tens of
-/// milliseconds), shared by every runtime and operation (cheap to clone).
+/// The compiled policy component, ready to instantiate: compiled once (~150 ms, or loaded
+/// from a [`CompileCache`]), shared by every runtime and operation (cheap to clone).
 #[derive(Clone)]
 pub struct Policy {
     engine: Engine,
@@ -179,15 +183,48 @@ impl Drop for Permit<'_> {
 }
 
 impl Policy {
-    /// The policy component embedded in this binary.
+    /// The policy component embedded in this binary, compiled in this process (no
+    /// [`CompileCache`]: see [`Policy::compile`]).
     pub fn embedded(limits: Limits) -> anyhow::Result<Policy> {
         Policy::from_component(crate::GUEST_COMPONENT, limits)
     }
 
     /// Any component of the `backup-service` world.
     pub fn from_component(component: &[u8], limits: Limits) -> anyhow::Result<Policy> {
+        Policy::compile(component, limits, &CompileCache::Off)
+    }
+
+    /// [`Policy::from_component`], the compiled code loaded from `cache` when it holds it,
+    /// and kept there when not. A cache that cannot be used costs a compile, not an error.
+    pub fn compile(
+        component: &[u8],
+        limits: Limits,
+        cache: &CompileCache,
+    ) -> anyhow::Result<Policy> {
+        let opened = cache.open();
+        match (Policy::build(component, limits, opened.clone()), opened) {
+            // wasmtime checks an entry's format, version and settings when it reads it, but
+            // not its code or metadata: a damaged or foreign entry can load and then fail.
+            (Err(e), Some(opened)) if opened.cache_hits() > 0 => {
+                tracing::warn!(
+                    "the compiled policy in {} could not be used ({e:#}): compiled again",
+                    opened.directory().display()
+                );
+                compile_cache::clear(&opened);
+                Policy::build(component, limits, cache.open())
+            }
+            (built, _) => built,
+        }
+    }
+
+    fn build(
+        component: &[u8],
+        limits: Limits,
+        cache: Option<wasmtime::Cache>,
+    ) -> anyhow::Result<Policy> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        config.cache(cache.clone());
         // Instances come from a pool allocated once (a fresh mmap per instance costs more
         // than the rest of a request); `permits` keeps callers within it.
         let mut pool = PoolingAllocationConfig::new();
@@ -203,6 +240,9 @@ impl Policy {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let component = Component::new(&engine, component)?;
+        if let Some(cache) = &cache {
+            compile_cache::report(cache);
+        }
         let mut linker = Linker::new(&engine);
         // Rust's wasm32-wasip2 std imports WASI even when unused; the guest gets an empty
         // context (no files, environment, network or arguments): its only authority is ours.
