@@ -3,6 +3,7 @@
 
 mod cli;
 mod client;
+mod compile_cache;
 mod component;
 mod concurrency;
 mod config_file;

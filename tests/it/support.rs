@@ -60,7 +60,8 @@ impl Deployment {
         self.backups.join(name)
     }
 
-    /// The CLI, pointed at this deployment.
+    /// The CLI, pointed at this deployment. The compiled policy is kept in one cache that
+    /// every test shares, under target/, not in the user's own cache directory.
     pub fn cli(&self) -> Command {
         let mut command = Command::new(cli_binary());
         command
@@ -70,6 +71,8 @@ impl Deployment {
             .arg(&self.backups)
             .env_remove("LITEGRAPH_DB")
             .env_remove("LITEGRAPH_BACKUPS")
+            .env_remove("LITEGRAPH_NO_COMPILE_CACHE")
+            .env("LITEGRAPH_COMPILE_CACHE", shared_compile_cache())
             .current_dir(self.root.path());
         command
     }
@@ -129,6 +132,13 @@ impl Tree {
         }
         Tree(entries)
     }
+}
+
+/// The compile cache the tests' CLI runs share: one compile of the policy for the whole
+/// suite instead of one per run (runs at once are safe: wasmtime writes an entry under a
+/// temporary name and renames it).
+fn shared_compile_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
 }
 
 /// The `litegraph-backup` binary of this build. Cargo only builds a package's binaries for
