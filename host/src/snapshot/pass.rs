@@ -126,6 +126,15 @@ fn write_pages(
         ))
     };
     let page_bytes = page_size as usize;
+    if page_count == 0 {
+        // An empty (0-byte) database: the copy is an empty database all the same, one page
+        // that SQLite reads, verifies and restores (a 0-byte backup could not be restored).
+        let mut page = empty_page_one(page_size)?;
+        pages::mark_self_contained(&mut page);
+        file.write_all_at(&page, 0).map_err(write)?;
+        written.advance(page.len() as u64);
+        return Ok(());
+    }
     let mut statement = connection
         .prepare("SELECT pgno, data FROM sqlite_dbpage")
         .map_err(sqlite_error)?;
@@ -172,6 +181,21 @@ fn write_pages(
         )));
     }
     Ok(())
+}
+
+/// Page 1 of an empty database of `page_size` bytes a page, as SQLite writes it.
+fn empty_page_one(page_size: u32) -> Result<Vec<u8>, Error> {
+    let empty = Connection::open_in_memory().map_err(sqlite_error)?;
+    empty
+        .execute_batch(&format!(
+            "PRAGMA page_size = {page_size}; PRAGMA user_version = 0;"
+        ))
+        .map_err(sqlite_error)?;
+    empty
+        .query_row("SELECT data FROM sqlite_dbpage WHERE pgno = 1", [], |row| {
+            row.get(0)
+        })
+        .map_err(sqlite_error)
 }
 
 /// How much of the copy is in the file, for the hashers that follow it.
@@ -256,5 +280,77 @@ impl Read for Following<'_> {
             self.progress.update(self.at);
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::progress::NoProgress;
+
+    #[test]
+    fn an_empty_databases_page_one_opens_as_an_empty_database() {
+        for page_size in [512, 4096, 65_536] {
+            let page = empty_page_one(page_size).expect("page 1");
+            assert_eq!(page.len(), page_size as usize);
+            let dir = tempfile::tempdir().expect("scratch");
+            let path = dir.path().join("empty.db");
+            std::fs::write(&path, &page).expect("write");
+            let db = Connection::open(&path).expect("open");
+            let check: String = db
+                .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+                .expect("check");
+            assert_eq!(check, "ok");
+            let size: u32 = db
+                .query_row("PRAGMA page_size", [], |row| row.get(0))
+                .expect("page size");
+            assert_eq!(size, page_size);
+        }
+    }
+
+    #[test]
+    fn the_follower_reads_what_was_written_as_it_is_written_then_ends() {
+        let dir = tempfile::tempdir().expect("scratch");
+        let path = dir.path().join("copy");
+        let file = File::create(&path).expect("create");
+        let written = Written::default();
+        let bytes: Vec<u8> = (0..(3 << 20) + 17).map(|i| (i % 251) as u8).collect();
+        let read = std::thread::scope(|scope| {
+            let follower = scope.spawn(|| {
+                let mut read = Vec::new();
+                Following {
+                    file: File::open(&path).expect("open"),
+                    at: 0,
+                    written: &written,
+                    progress: &NoProgress,
+                }
+                .read_to_end(&mut read)
+                .map(|_| read)
+            });
+            for (i, chunk) in bytes.chunks(1 << 20).enumerate() {
+                file.write_all_at(chunk, (i << 20) as u64).expect("write");
+                written.advance(((i << 20) + chunk.len()) as u64);
+            }
+            written.end(true);
+            follower.join().expect("no panic")
+        });
+        assert_eq!(read.expect("read"), bytes);
+    }
+
+    #[test]
+    fn the_follower_fails_when_the_copy_fails() {
+        let dir = tempfile::tempdir().expect("scratch");
+        let path = dir.path().join("copy");
+        std::fs::write(&path, [0u8; 10]).expect("write");
+        let written = Written::default();
+        written.advance(10);
+        written.end(false);
+        let mut following = Following {
+            file: File::open(&path).expect("open"),
+            at: 0,
+            written: &written,
+            progress: &NoProgress,
+        };
+        assert!(following.read_to_end(&mut Vec::new()).is_err());
     }
 }
