@@ -121,7 +121,7 @@ fn refused_create_removes_every_directory_it_made() {
     let before = deployment.tree();
     let nested = deployment.root.path().join("new/sub/backups");
     let create = |name: &str| {
-        std::process::Command::new(crate::support::cli_binary())
+        crate::support::cli_command()
             .arg("--database")
             .arg(&deployment.database)
             .arg("--backups")
@@ -177,7 +177,7 @@ fn list_text_is_a_table_with_totals() {
 #[test]
 fn environment_names_the_database_and_directory() {
     let deployment = Deployment::with_nodes(10);
-    let output = std::process::Command::new(crate::support::cli_binary())
+    let output = crate::support::cli_command()
         .args(["create", "env.db"])
         .env("LITEGRAPH_DB", &deployment.database)
         .env("LITEGRAPH_BACKUPS", &deployment.backups)

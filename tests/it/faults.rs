@@ -24,6 +24,10 @@ fn disk_full_during_create_is_a_clear_error_and_leaves_nothing_behind() {
         "trap '' XFSZ; ulimit -f {limit_kib}; exec \"$0\" --database \"$1\" --backups \"$2\" create full.db"
     );
     let output = Command::new("bash")
+        .env(
+            "LITEGRAPH_COMPILE_CACHE",
+            crate::support::shared_compile_cache(),
+        )
         .args(["-c", &script])
         .arg(cli_binary())
         .arg(&deployment.database)

@@ -9,7 +9,7 @@ use litegraph_backup::{Capabilities, Runtime};
 use litegraph_backup_tests::{content_digest, create_litegraph_database};
 use rusqlite::Connection;
 
-use crate::support::{cli_binary, policy, stderr, stdout};
+use crate::support::{cli_command, policy, stderr, stdout};
 
 // Regression: `--backups` at the database's directory listed litegraph.db, -wal and -shm
 // as backups; `delete litegraph.db` deleted the live database and `restore litegraph.db`
@@ -66,7 +66,7 @@ fn the_live_database_in_the_backup_directory_is_out_of_reach() {
     // The same through the command line, and a raw download's open.
     let before = content_digest(&database).expect("digest");
     let run = |args: &[&str]| {
-        std::process::Command::new(cli_binary())
+        cli_command()
             .arg("--database")
             .arg(&database)
             .arg("--backups")

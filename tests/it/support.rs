@@ -63,7 +63,7 @@ impl Deployment {
     /// The CLI, pointed at this deployment. The compiled policy is kept in one cache that
     /// every test shares, under target/, not in the user's own cache directory.
     pub fn cli(&self) -> Command {
-        let mut command = Command::new(cli_binary());
+        let mut command = cli_command();
         command
             .arg("--database")
             .arg(&self.database)
@@ -71,8 +71,6 @@ impl Deployment {
             .arg(&self.backups)
             .env_remove("LITEGRAPH_DB")
             .env_remove("LITEGRAPH_BACKUPS")
-            .env_remove("LITEGRAPH_NO_COMPILE_CACHE")
-            .env("LITEGRAPH_COMPILE_CACHE", shared_compile_cache())
             .current_dir(self.root.path());
         command
     }
@@ -137,7 +135,17 @@ impl Tree {
 /// The compile cache the tests' CLI runs share: one compile of the policy for the whole
 /// suite instead of one per run (runs at once are safe: wasmtime writes an entry under a
 /// temporary name and renames it).
-fn shared_compile_cache() -> PathBuf {
+/// The CLI binary, keeping its compiled policy in the tests' shared cache under `target/`,
+/// never in the user's.
+pub fn cli_command() -> Command {
+    let mut command = Command::new(cli_binary());
+    command
+        .env_remove("LITEGRAPH_NO_COMPILE_CACHE")
+        .env("LITEGRAPH_COMPILE_CACHE", shared_compile_cache());
+    command
+}
+
+pub fn shared_compile_cache() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
 }
 
