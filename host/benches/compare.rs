@@ -425,6 +425,8 @@ fn compare_copies(
     let binary = env!("CARGO_BIN_EXE_litegraph-backup");
     let cli = measure(n, clear_backups, || {
         let status = Command::new(binary)
+            // Its own compile cache, filled by the untimed first run.
+            .env("LITEGRAPH_COMPILE_CACHE", scratch.join("compile-cache"))
             .arg("--database")
             .arg(database)
             .arg("--backups")
@@ -439,7 +441,7 @@ fn compare_copies(
         "litegraph-backup `create`, CLI process".into(),
         cli,
         None,
-        "compiled component from the cache",
+        "the compiled policy loaded from its compile cache",
     ));
     clear();
 
@@ -795,7 +797,7 @@ fn wasm_boundary(options: &Options, database: &Path, scratch: &Path) {
     );
     println!();
     println!(
-        "Compiling the component (once per process; the CLI pays it on every run): {}.",
+        "Compiling the component (once per process; the CLI only when its compile cache lacks this policy): {}.",
         compile.seconds()
     );
 }
