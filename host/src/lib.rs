@@ -1,4 +1,4 @@
-//! litegraph-backup's host: the mechanisms (SQLite online backup, a backup directory nothing
+//! litegraph-backup's host: the mechanisms (SQLite snapshots page by page, a backup directory nothing
 //! can escape, digests) lent to the policy component, and the edges that expose it (CLI).
 //!
 //! The flow is one way: an edge turns a request into one call of the guest's `backup`

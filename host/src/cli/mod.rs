@@ -29,8 +29,9 @@ const ABOUT: &str = "Point-in-time backups of a live LiteGraph (SQLite) database
 const LONG_ABOUT: &str = "\
 Point-in-time backups of a live LiteGraph (SQLite) database.
 
-Backups are consistent copies made with SQLite's online backup API while the database stays
-in use, written to a temporary file, flushed to disk and only then given their name, which is
+Backups are consistent copies of the database's pages as one read transaction sees them,
+made while the database stays in use, written to a temporary file and hashed as it grows,
+flushed to disk and only then given their name, which is
 never reused: an existing backup is never overwritten. Their MD5, SHA-1 and SHA-256 are
 recorded when they are made.
 
