@@ -396,3 +396,88 @@ fn one_bad_sidecar_does_not_break_the_listing() {
     let problems = verdict.problems.join("\n");
     assert!(problems.contains("could not be recorded"), "{problems}");
 }
+
+/// `component --output` writes the exact bytes this build runs, for another host, and
+/// `--wit` the package they implement; a file in the way is replaced whole, and a
+/// directory that is not there is an error that leaves nothing.
+#[test]
+fn the_component_command_writes_the_bytes_the_host_runs_and_their_wit() {
+    use std::os::unix::fs::PermissionsExt;
+    let deployment = Deployment::without_database();
+    let dir = deployment.root.path().join("out");
+    fs::create_dir(&dir).expect("out");
+    let output = dir.join("policy.wasm");
+    fs::write(&output, b"an older component").expect("a file in the way");
+    let written = deployment
+        .cli()
+        .args(["--json", "component", "--output"])
+        .arg(&output)
+        .arg("--wit")
+        .arg(dir.join("wit"))
+        .output()
+        .expect("run");
+    assert!(
+        written.status.success(),
+        "{}",
+        crate::support::stderr(&written)
+    );
+    assert_eq!(fs::read(&output).expect("read"), GUEST_COMPONENT);
+    let mode = fs::metadata(&output).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o777, 0o644);
+    let answer: serde_json::Value =
+        serde_json::from_slice(&written.stdout).expect("the answer is JSON");
+    assert_eq!(answer["Bytes"], GUEST_COMPONENT.len());
+    assert_eq!(
+        answer["Sha256"],
+        file_sha256(&output).expect("hash").to_uppercase()
+    );
+    let repository_wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+    let mut names: Vec<String> = fs::read_dir(dir.join("wit"))
+        .expect("the WIT")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = fs::read_dir(&repository_wit)
+        .expect("the repository's WIT")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    for name in &names {
+        assert_eq!(
+            fs::read_to_string(dir.join("wit").join(name)).expect("written"),
+            fs::read_to_string(repository_wit.join(name)).expect("repository"),
+            "{name}"
+        );
+    }
+    let listed_before: Vec<_> = fs::read_dir(&dir).expect("out").collect();
+    assert_eq!(
+        listed_before.len(),
+        2,
+        "the component and wit/, no temporary"
+    );
+
+    let nowhere = deployment.root.path().join("missing").join("policy.wasm");
+    let refused = deployment
+        .cli()
+        .args(["component", "--output"])
+        .arg(&nowhere)
+        .output()
+        .expect("run");
+    assert!(!refused.status.success());
+    let message = crate::support::stderr(&refused);
+    assert!(message.contains("does not exist"), "{message}");
+    assert!(!nowhere.parent().expect("parent").exists());
+}

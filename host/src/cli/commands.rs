@@ -38,6 +38,7 @@ pub fn run(command: &Command, config: &Config, out: &mut impl Write) -> anyhow::
         | Command::Recover(_)
         | Command::Drill { .. }
         | Command::Status
+        | Command::Component(_)
         | Command::Remote(_) => {
             unreachable!("run by cli::run with their own settings")
         }

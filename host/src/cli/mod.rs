@@ -10,6 +10,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use crate::Error;
 
 mod commands;
+mod component;
 mod drill;
 mod interrupt;
 mod logging;
@@ -230,6 +231,9 @@ pub enum Command {
     /// everything.
     #[command(long_about = recover::ABOUT, after_help = recover::EXAMPLES)]
     Recover(RecoverArgs),
+    /// Write the policy component this binary runs, for another host.
+    #[command(long_about = component::ABOUT, after_help = component::EXAMPLES)]
+    Component(component::ComponentArgs),
     /// Print the effective configuration: each value and where it came from.
     ///
     /// Every setting of every command and of `serve`, with its source: flag, env VARIABLE,
@@ -481,6 +485,7 @@ fn run(command: &Command, matches: &ArgMatches, config: &Config) -> anyhow::Resu
         Command::Remote(command) => remote::run(command, config, &mut out()),
         Command::Drill { name } => drill::drill(config, name.as_deref(), &mut out()),
         Command::Status => status::status(config, &mut out()),
+        Command::Component(args) => component::write(args, config.json, &mut out()),
         command => commands::run(command, config, &mut out()),
     }
 }
