@@ -39,6 +39,23 @@ export function confineName(name) {
   return name;
 }
 
+/**
+ * Removes a temporary and what SQLite may have left beside it, by its absolute path; a
+ * missing file is not an error. For temporaries whose operation ended without `endOperation`
+ * (a worker stopped mid-call).
+ */
+export function removeTemporaryFiles(dirPath, name) {
+  if (!isTemporaryName(name)) return;
+  confineName(name);
+  for (const suffix of ['', ...SQLITE_SIDECARS]) {
+    try {
+      fs.rmSync(path.join(dirPath, name + suffix), { force: true });
+    } catch {
+      // Not a file (a directory of that name is not ours): left alone.
+    }
+  }
+}
+
 /** Whether `name` is one of the host's temporaries (`.lgb-*.tmp`, `.lgb-*.part`). */
 export function isTemporaryName(name) {
   return name.startsWith(TEMPORARY_PREFIX) && (name.endsWith('.tmp') || name.endsWith('.part'));
@@ -52,7 +69,8 @@ export function isStatusFile(name) {
 /**
  * Opens an existing backup directory. `options.database`, when given, keeps the live
  * database's own files out of reach if they are in this directory (by name, or by inode for
- * a hard link), as the Rust host's `protect_live_database` does.
+ * a hard link), as the Rust host's `protect_live_database` does. `options.onTemporary(name)`
+ * hears of every temporary created (the service removes them if the worker is stopped).
  */
 export function openBackupDir(dirPath, options = {}) {
   let resolved;
@@ -65,7 +83,7 @@ export function openBackupDir(dirPath, options = {}) {
   if (!identity.isDirectory()) {
     throw new WitError('io', `the backup directory ${dirPath} is not a directory`);
   }
-  return new BackupDir(resolved, identity, liveDatabaseFiles(options.database, resolved, identity));
+  return new BackupDir(resolved, identity, liveDatabaseFiles(options.database, resolved, identity), options.onTemporary);
 }
 
 function liveDatabaseFiles(database, dirPath, dirStat) {
@@ -104,12 +122,14 @@ class BackupDir {
   #live;
   #temporaries = new Set();
   #inPlace = false;
+  #onTemporary;
 
-  constructor(resolved, identity, live) {
+  constructor(resolved, identity, live, onTemporary = () => {}) {
     /** The directory's absolute, resolved path. */
     this.path = resolved;
     this.#identity = identity;
     this.#live = live;
+    this.#onTemporary = onTemporary;
   }
 
   /**
@@ -182,6 +202,7 @@ class BackupDir {
       try {
         const fd = fs.openSync(file, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY, 0o600);
         this.#temporaries.add(name);
+        this.#onTemporary(name);
         return { name, fd, path: file };
       } catch (error) {
         if (error.code === 'EEXIST') continue;

@@ -59,13 +59,31 @@ export function fsError(action, path, error) {
 }
 
 /**
- * What the service rejects with: the component's `error` variant (`tag`, and `detail`, the
- * variant's text when it carries one), or `tag` 'trap' / 'host' when the component trapped
- * or the host failed outside the component.
+ * How the Rust host words each error (host/src/runtime/mod.rs `Error`'s Display), so that
+ * both hosts say the same thing.
+ */
+const WORDING = {
+  'invalid-name': (detail) => `invalid backup name: ${detail}`,
+  'not-found': () => 'no such backup',
+  exist: () => 'a backup of that name exists already',
+  'not-permitted': (detail) => `refused by the host: ${detail}`,
+  busy: () =>
+    'the database stayed locked (by a writer, or by another create or restore) for longer than the busy timeout',
+  guest: (detail) => `the policy component failed: ${detail}`,
+};
+
+/**
+ * What the service rejects with. `tag` is the component's `error` case (`invalid-name`,
+ * `not-found`, `exist`, `not-permitted`, `no-database`, `busy`, `corrupt`, `io`,
+ * `invalid-argument`) and `detail` its text when it carries one; or `guest` when the policy
+ * component itself failed (it trapped, or ran over its time), or `host` when this host
+ * failed outside the component (the worker died, the service was closed). The message is
+ * worded as the Rust host words it.
  */
 export class BackupError extends Error {
   constructor(tag, detail, options) {
-    super(detail ? `${tag}: ${detail}` : tag, options);
+    const word = WORDING[tag];
+    super(word ? word(detail) : detail || tag, options);
     this.name = 'BackupError';
     this.tag = tag;
     this.detail = detail;
@@ -74,5 +92,10 @@ export class BackupError extends Error {
   /** The error for a WIT `error` variant value (`{ tag, val? }`). */
   static fromVariant(variant) {
     return new BackupError(variant.tag, variant.val);
+  }
+
+  /** Whether the caller caused this error (Rust's `is_callers`): a refusal, not a failure. */
+  get isCallers() {
+    return ['invalid-name', 'not-found', 'exist', 'invalid-argument'].includes(this.tag);
   }
 }

@@ -1,0 +1,129 @@
+// The policy component, loaded once: its bytes read from the file `litegraph-backup component`
+// writes, transpiled in memory with jco (instantiation mode: the generated JS imports
+// nothing, we hand it the core modules and every import object), the core modules compiled
+// once. Each operation then instantiates it afresh, as the Rust host gives each call a
+// fresh Store.
+
+import crypto from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+
+import { transpileBytes } from '@bytecodealliance/jco-transpile';
+import * as cli from '@bytecodealliance/preview2-shim/cli';
+import * as io from '@bytecodealliance/preview2-shim/io';
+
+/** The name jco gives the generated files (`policy.js`, `policy.core.wasm`, ...). */
+const NAME = 'policy';
+
+/**
+ * Loads the component file: `{ path, length, sha256, instantiate(imports) }`, where
+ * `instantiate` takes `{ store, snapshot, remote }` (the litegraph:backup import objects)
+ * and returns the `backup` export, whose functions are synchronous and throw the WIT
+ * `error` variant (`{ tag, val? }`) when they return `err`.
+ */
+export async function loadComponent(path) {
+  let bytes;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    throw new Error(
+      `cannot read the policy component ${path}: ${error.message} ` +
+        '(write it with `litegraph-backup component --output FILE`)',
+      { cause: error },
+    );
+  }
+  const sha256 = crypto.createHash('sha256').update(bytes).digest('hex').toUpperCase();
+  const { files } = await transpileBytes(bytes, {
+    name: NAME,
+    instantiation: 'sync',
+    // An export's `err` is thrown as the variant itself, not wrapped in an Error.
+    noComponentErrorWrapping: true,
+    emitTypescriptDeclarations: false,
+  });
+  const modules = new Map();
+  for (const [name, contents] of Object.entries(files)) {
+    if (name.endsWith('.wasm')) modules.set(name, await WebAssembly.compile(contents));
+  }
+  const source = files[`${NAME}.js`];
+  if (!source) throw new Error(`jco generated no ${NAME}.js for ${path}`);
+  // The generated module has no imports of its own, so it can be loaded from a data: URL:
+  // nothing is written to disk, and nothing it could resolve is reachable from there.
+  // The sourceURL names it in stack traces (instead of a 600 KB URL).
+  const code = `${Buffer.from(source).toString('utf8')}\n//# sourceURL=litegraph-backup-policy.js\n`;
+  const generated = await import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`);
+  const getCoreModule = (name) => {
+    const module = modules.get(name);
+    if (!module) throw new Error(`jco asked for a core module it did not generate: ${name}`);
+    return module;
+  };
+  return {
+    path,
+    length: bytes.length,
+    sha256,
+    instantiate({ store, snapshot, remote }) {
+      return withoutJspiProbeCost(() =>
+        generated.instantiate(getCoreModule, {
+          'litegraph:backup/store': store,
+          'litegraph:backup/snapshot': snapshot,
+          'litegraph:backup/remote': remote,
+          ...wasiImports(),
+        }).backup,
+      );
+    },
+  };
+}
+
+const NO_JSPI = new TypeError('WebAssembly.promising is not available (no JSPI in this Node)');
+
+/**
+ * Runs `instantiate` with a `WebAssembly.promising` that throws a ready-made error when the
+ * runtime has none (Node 20). The generated code probes for JSPI a dozen times per instance
+ * and falls back when the call throws; V8's own "is not a function" TypeError re-parses the
+ * 600 KB calling function to word its message, which cost ~45 ms per instance.
+ */
+function withoutJspiProbeCost(instantiate) {
+  if (typeof WebAssembly.promising === 'function') return instantiate();
+  WebAssembly.promising = () => {
+    throw NO_JSPI;
+  };
+  try {
+    return instantiate();
+  } finally {
+    delete WebAssembly.promising;
+  }
+}
+
+/**
+ * The WASI interfaces the guest's Rust standard library imports (and the policy never uses):
+ * preview2-shim's streams and terminals, but no environment, no arguments, no working
+ * directory, no stdin; `exit` traps instead of ending the thread. The guest imports no
+ * filesystem, clocks, random or sockets.
+ */
+function wasiImports() {
+  return {
+    'wasi:cli/environment': {
+      getEnvironment: () => [],
+      getArguments: () => [],
+      initialCwd: () => undefined,
+    },
+    'wasi:cli/exit': {
+      exit() {
+        throw new Error('the policy component called exit');
+      },
+    },
+    'wasi:cli/stdin': {
+      getStdin() {
+        throw new Error('the policy component has no stdin');
+      },
+    },
+    'wasi:cli/stdout': cli.stdout,
+    'wasi:cli/stderr': cli.stderr,
+    'wasi:cli/terminal-input': cli.terminalInput,
+    'wasi:cli/terminal-output': cli.terminalOutput,
+    'wasi:cli/terminal-stdin': cli.terminalStdin,
+    'wasi:cli/terminal-stdout': cli.terminalStdout,
+    'wasi:cli/terminal-stderr': cli.terminalStderr,
+    'wasi:io/error': io.error,
+    'wasi:io/poll': io.poll,
+    'wasi:io/streams': io.streams,
+  };
+}

@@ -1,0 +1,8 @@
+// litegraph-backup's Node host: the policy component the Rust host embeds, run by Node.
+//
+//   import { createBackupService } from 'litegraph-backup-node-host';
+//   const service = await createBackupService({ database, backups });
+//   const backup = await service.create();
+
+export { createBackupService, defaultComponentPath, DEFAULT_GUEST_TIME_MS } from './service.js';
+export { BackupError } from './errors.js';
