@@ -108,14 +108,14 @@ function copyRows(connection, table) {
 
 /**
  * Replaces main's content with the attached backup's, inside the connection's open write
- * transaction. `tolerant` (a drill): a table whose rows cannot be copied, or an index, view
- * or trigger that cannot be made, is a finding (returned) and the rest goes on; otherwise the
- * first failure is thrown (`corrupt` for damage SQLite found, `io` or `busy` else) and the
- * caller rolls back.
+ * transaction: the first failure is thrown (`corrupt` for damage SQLite found, `io` or `busy`
+ * else) and the caller rolls back. `tolerant` (a drill, into a scratch database nobody else
+ * sees): no transaction is open, each step runs in one of its own, and a table whose rows
+ * cannot be copied, or an index, view or trigger that cannot be made, is a finding
+ * (returned) while the rest goes on.
  */
 export function rebuildFromBackup(connection, { tolerant = false } = {}) {
   const findings = [];
-  let step = 0;
   const attempt = (what, action) => {
     if (!tolerant) {
       try {
@@ -127,14 +127,15 @@ export function rebuildFromBackup(connection, { tolerant = false } = {}) {
       }
       return;
     }
-    const savepoint = `lgb_step_${step++}`;
-    connection.exec(`SAVEPOINT ${savepoint}`);
+    // Each step in a transaction of its own: after SQLite meets a damaged page, rolling back
+    // to a savepoint left the scratch database unwritable ("malformed") for every later
+    // step; a whole rollback does not.
+    connection.exec('BEGIN IMMEDIATE');
     try {
       action();
-      connection.exec(`RELEASE ${savepoint}`);
+      connection.exec('COMMIT');
     } catch (error) {
-      connection.exec(`ROLLBACK TO ${savepoint}`);
-      connection.exec(`RELEASE ${savepoint}`);
+      if (connection.inTransaction) connection.exec('ROLLBACK');
       findings.push(`${what}: ${error.message}`);
     }
   };

@@ -76,7 +76,7 @@ export function connectLive(database, busyTimeoutMs, { readonly }) {
   try {
     // A restore rebuilds tables in an order of its own: no foreign key may stop it.
     if (!readonly) connection.pragma('foreign_keys = OFF');
-    connection.pragma('schema_version');
+    untilNotBusy(connection, busyTimeoutMs, () => connection.pragma('schema_version'));
   } catch (error) {
     connection.close();
     if (String(error.code).startsWith('SQLITE_NOTADB')) {
@@ -88,31 +88,61 @@ export function connectLive(database, busyTimeoutMs, { readonly }) {
   return connection;
 }
 
-/** How long a restore waits between two tries for the write lock (pages.rs WRITE_LOCK_RETRY). */
-const WRITE_LOCK_RETRY_MS = 0.1;
+/** How long a copy or restore waits between two tries for a lock (pages.rs WRITE_LOCK_RETRY). */
+const LOCK_RETRY_MS = 0.1;
 
 /**
- * Begins the write transaction a restore holds, within `patienceMs`: `busy` when writers keep
- * the lock that long. SQLite's busy handler sleeps up to 100 ms between tries and a writer
- * committing back to back takes the lock again in between, every time: trying every 0.1 ms
- * finds those gaps (as the Rust host's `begin_write`).
+ * Runs `step` (which takes a lock) until it succeeds, trying again every 0.1 ms while the
+ * database is busy, for up to `patienceMs`: then `busy`. SQLite's own busy handler sleeps up
+ * to 100 ms between tries, and a writer committing back to back takes the lock again in the
+ * microseconds between two of its transactions, every time: the copy or restore would never
+ * get its turn (found with a writer on a rollback-journal database; the Rust host's
+ * `begin_write` for the same reason). `undo` runs after a busy try (ends a transaction begun).
  */
-export function beginWrite(connection, patienceMs) {
+function untilNotBusy(connection, patienceMs, step, undo = () => {}) {
   const deadline = performance.now() + patienceMs;
   connection.pragma('busy_timeout = 0');
   try {
     for (;;) {
       try {
-        connection.exec('BEGIN IMMEDIATE');
-        return;
+        return step();
       } catch (error) {
-        if (!isBusy(error) || performance.now() >= deadline) throw sqliteError(error);
-        sleepSync(WRITE_LOCK_RETRY_MS);
+        if (!isBusy(error) || performance.now() >= deadline) throw error;
+        undo();
+        sleepSync(LOCK_RETRY_MS);
       }
     }
   } finally {
-    // The commit may still wait for readers (rollback journal): SQLite's handler again.
+    // Later steps (a commit waiting for readers) use SQLite's handler again.
     connection.pragma(`busy_timeout = ${Math.trunc(patienceMs)}`);
+  }
+}
+
+/** Begins the write transaction a restore holds, within `patienceMs` (`busy` after). */
+export function beginWrite(connection, patienceMs) {
+  try {
+    untilNotBusy(connection, patienceMs, () => connection.exec('BEGIN IMMEDIATE'));
+  } catch (error) {
+    throw sqliteError(error);
+  }
+}
+
+/**
+ * Begins a read transaction and takes its lock (a snapshot of one commit), within
+ * `patienceMs` (`busy` after).
+ */
+export function beginRead(connection, patienceMs) {
+  const rollback = () => {
+    if (connection.inTransaction) connection.exec('ROLLBACK');
+  };
+  try {
+    untilNotBusy(connection, patienceMs, () => {
+      connection.exec('BEGIN');
+      connection.pragma('page_count');
+    }, rollback);
+  } catch (error) {
+    rollback();
+    throw sqliteError(error);
   }
 }
 

@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import { WitError } from './errors.js';
 import { attachBackup, countRows, detachBackup, rebuildFromBackup, tableNames } from './snapshot-rebuild.js';
 import {
+  beginRead,
   beginWrite,
   connectLive,
   copyHashed,
@@ -100,8 +101,7 @@ export function createSnapshot({ database, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_
       try {
         // One read transaction: every page comes from the same commit. It ends as soon as
         // the pages are read; on a rollback-journal database it blocks writers until then.
-        source.exec('BEGIN');
-        source.pragma('page_count');
+        beginRead(source, busyTimeoutMs);
         copy = copyToTemporary(source);
         source.exec('COMMIT');
       } catch (error) {
@@ -355,15 +355,7 @@ function scratchRestore(dir, name) {
     restored.pragma(`encoding = '${ENCODING_NAMES[layout.encoding] ?? 'UTF-8'}'`);
     restored.pragma('synchronous = OFF');
     attachBackup(restored, copyPath);
-    restored.exec('BEGIN IMMEDIATE');
-    let unrestored;
-    try {
-      unrestored = rebuildFromBackup(restored, { tolerant: true });
-      restored.exec('COMMIT');
-    } catch (error) {
-      rollbackQuietly(restored);
-      throw sqliteError(error);
-    }
+    const unrestored = rebuildFromBackup(restored, { tolerant: true });
     detachBackup(restored);
     integrity.push(...integrityFindings(restored).map((finding) => `once restored: ${finding}`));
     integrity.push(...unrestored.map((finding) => `not restored: ${finding}`));
