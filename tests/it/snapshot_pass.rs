@@ -364,6 +364,54 @@ fn a_rollback_journal_source_backs_up_and_is_left_as_it_was() {
     }
 }
 
+// Regression (operator review): SQLite before 3.7.0 leaves the header's page count (bytes
+// 28-31) stale and marks it untrusted (bytes 92-95 differ from the change counter at
+// 24-27); readers then take the file's size. A copy that marked the count trusted and kept
+// the stale value claimed to be half its size: `create` exited 0 and `verify` found
+// "invalid page number".
+#[test]
+fn a_stale_page_count_in_the_sources_header_is_not_carried_into_the_backup() {
+    let deployment = Deployment::without_database();
+    build_source(&deployment.database, 4096, "NONE", 200, 40);
+    let db = Connection::open(&deployment.database).expect("open the source");
+    db.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+        .expect("rollback journal");
+    drop(db);
+    let mut header = read_at(&deployment.database, 0, 100);
+    let pages = u32::from_be_bytes(header[28..32].try_into().expect("4 bytes"));
+    let counter = u32::from_be_bytes(header[24..28].try_into().expect("4 bytes"));
+    assert!(pages > 4, "a source of several pages: {pages}");
+    header[28..32].copy_from_slice(&(pages / 2).to_be_bytes());
+    header[92..96].copy_from_slice(&counter.wrapping_sub(1).to_be_bytes());
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&deployment.database)
+            .expect("open for writing");
+        file.write_all_at(&header, 0).expect("a legacy header");
+    }
+    assert_eq!(
+        litegraph_backup_tests::integrity(&deployment.database, true).expect("check"),
+        "ok",
+        "SQLite reads the source whole, by its size"
+    );
+
+    let backup = deployment
+        .runtime()
+        .create(Some("legacy.db"))
+        .expect("create");
+    let contents = assert_sound(&deployment, &backup);
+    assert_eq!(contents.header("page_count"), i64::from(pages));
+    assert_eq!(contents, step_copy_contents(&deployment.database));
+    let written = read_at(&deployment.backup("legacy.db"), 28, 4);
+    assert_eq!(
+        written,
+        pages.to_be_bytes(),
+        "the backup's header says its true size"
+    );
+}
+
 #[test]
 fn auto_vacuum_sources_keep_their_mode_and_pointer_maps() {
     for (mode, value) in [("FULL", 1), ("INCREMENTAL", 2)] {

@@ -199,13 +199,17 @@ fn lock_byte_page(page_size: u32) -> u64 {
     PENDING_BYTE / u64::from(page_size) + 1
 }
 
-/// Page 1 of a copy that stands on its own: a rollback-journal database (opening it never
-/// makes `-wal`/`-shm` files), whose header's page count is trusted (bytes 92-95 equal to
-/// the change counter at 24-27).
-pub(super) fn mark_self_contained(page_one: &mut [u8]) {
+/// Page 1 of a copy of `pages` pages that stands on its own: a rollback-journal database
+/// (opening it never makes `-wal`/`-shm` files) whose header says its true page count
+/// (bytes 28-31), marked as trusted (bytes 92-95 equal to the change counter at 24-27).
+/// The source's own count may be stale: a file written by SQLite before 3.7.0 leaves it so,
+/// marked untrusted, and readers then take the file's size; trusting it unchanged made a
+/// copy that claimed to be half its size (found by the operator review).
+pub(super) fn mark_self_contained(page_one: &mut [u8], pages: u32) {
     if page_one.len() >= HEADER_BYTES && &page_one[..16] == MAGIC {
         page_one[18] = 1;
         page_one[19] = 1;
+        put_be32(page_one, 28, pages);
         let counter = be32(page_one, 24);
         put_be32(page_one, 92, counter);
     }

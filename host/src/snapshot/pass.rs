@@ -130,7 +130,7 @@ fn write_pages(
         // An empty (0-byte) database: the copy is an empty database all the same, one page
         // that SQLite reads, verifies and restores (a 0-byte backup could not be restored).
         let mut page = empty_page_one(page_size)?;
-        pages::mark_self_contained(&mut page);
+        pages::mark_self_contained(&mut page, 1);
         file.write_all_at(&page, 0).map_err(write)?;
         written.advance(page.len() as u64);
         return Ok(());
@@ -161,7 +161,7 @@ fn write_pages(
         let start = batch.len();
         batch.extend_from_slice(data);
         if pgno == 1 {
-            pages::mark_self_contained(&mut batch[start..]);
+            pages::mark_self_contained(&mut batch[start..], page_count);
         }
         expected += 1;
         if batch.len() >= WRITE_BYTES {
