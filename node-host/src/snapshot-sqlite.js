@@ -9,6 +9,7 @@
 // byte, as the Rust host's pass copies them. Its cost is memory: the whole database is held
 // once in memory while it is written out (see node-host's README).
 
+import buffer from 'node:buffer';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -26,6 +27,8 @@ const MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 export const HEADER_BYTES = 100;
 /** Reads and writes go in pieces of this size. */
 const CHUNK = 1 << 20;
+/** The largest database a copy can hold: one Buffer's limit. */
+const MOST_BYTES_IN_MEMORY = buffer.constants.MAX_LENGTH;
 
 /** A WIT error for a better-sqlite3 error: `busy` when locked, otherwise `io`. */
 export function sqliteError(error, what = 'SQLite') {
@@ -271,13 +274,19 @@ export function readPages(connection) {
     markSelfContained(page);
     return page;
   }
+  const length = pageCount * pageSize;
+  if (length > MOST_BYTES_IN_MEMORY) {
+    // Past this, better-sqlite3 could not hand the copy over as one Buffer (it would abort
+    // the process, not fail).
+    throw new WitError('io', `the database is ${length} bytes: the Node host copies it in memory and handles at most ${MOST_BYTES_IN_MEMORY} bytes (the Rust host has no such limit)`);
+  }
   let pages;
   try {
     pages = connection.serialize();
   } catch (error) {
     throw sqliteError(error, 'SQLite could not copy the database');
   }
-  if (pages.length !== pageCount * pageSize) {
+  if (pages.length !== length) {
     throw new WitError('io', `SQLite gave ${pages.length} bytes of the database's ${pageCount} pages of ${pageSize} bytes: the copy was abandoned`);
   }
   markSelfContained(pages);

@@ -82,6 +82,9 @@ export function createSnapshot({ database, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_
     if (!layout) throw new WitError('corrupt', `${name} is not a SQLite database`);
     const live = connectLive(livePath, busyTimeoutMs, { readonly: false });
     try {
+      // The shadow tables of virtual tables (FTS5) are written directly: better-sqlite3's
+      // defensive mode would refuse.
+      live.unsafeMode(true);
       beginWrite(live, busyTimeoutMs);
       const why = layoutMismatch(layout, liveLayout(live, livePath));
       if (why) throw new WitError('not-permitted', why);

@@ -16,7 +16,7 @@ import Database from 'better-sqlite3';
 import { openBackupDir } from '../src/backup-dir.js';
 import { WitError } from '../src/errors.js';
 import { createSnapshot } from '../src/snapshot.js';
-import { PACKAGE_DIR, contentDigest, createLitegraphDatabaseOfSize, integrity, rowCounts, tempDir, workspace } from './helpers.js';
+import { CLI, PACKAGE_DIR, contentDigest, createLitegraphDatabaseOfSize, integrity, rowCounts, runCli, tempDir, workspace } from './helpers.js';
 
 /** The live database, the backup directory and the capability over them. */
 function setup(t, { nodes = 50, journal = 'wal', busyTimeoutMs } = {}) {
@@ -367,8 +367,8 @@ test('restore round trip: the safety copy holds every commit before it, the live
   assert.deepEqual(nodeNames(env.database), ['before-backup', 'during-restore'], "the backup's rows, then the waiting commit");
   const live = new Database(env.database, { readonly: true });
   assert.equal(live.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'added_later'").pluck().get(), 0, 'the table added since is gone');
-  live.prepare("DELETE FROM nodes WHERE guid = 'guid-during'"); // the schema reads
   live.close();
+  // Without the commit that waited, the live content is the backup's, row for row.
   const withoutWaiting = new Database(env.database);
   withoutWaiting.exec("DELETE FROM nodes WHERE guid = 'guid-during'");
   withoutWaiting.close();
@@ -463,7 +463,7 @@ test('a drill of a damaged backup reports the damage and the bytes it read', (t)
   assert.deepEqual(scratchLeft(), [], 'no scratch left on the failing paths either');
 });
 
-test('a drill restores tables of any name, AUTOINCREMENT sequences, views and triggers', (t) => {
+test('drill and restore carry tables of any name, rowids, AUTOINCREMENT sequences, generated columns, FTS5, views, triggers and user_version', (t) => {
   const env = setup(t, { nodes: null });
   const db = new Database(env.database);
   db.exec(`CREATE TABLE "we""ird name"(x); INSERT INTO "we""ird name" VALUES (1), (2);
@@ -471,17 +471,20 @@ test('a drill restores tables of any name, AUTOINCREMENT sequences, views and tr
     CREATE TABLE r(x) ; INSERT INTO r VALUES ('p'), ('q'); DELETE FROM r WHERE x = 'p';
     CREATE TABLE w(k TEXT PRIMARY KEY, g AS (upper(k))) WITHOUT ROWID; INSERT INTO w(k) VALUES ('z');
     CREATE VIEW v AS SELECT * FROM t; CREATE TRIGGER tr AFTER INSERT ON r BEGIN UPDATE t SET v = 'fired'; END;
+    CREATE VIRTUAL TABLE docs USING fts5(body); INSERT INTO docs VALUES ('hello world'), ('backup restore');
     PRAGMA user_version = 7; ANALYZE;`);
   db.close();
   const found = env.snapshot.drill(path.basename(publish(env, env.snapshot.take().name, 'b1.db')));
   assert.deepEqual(found.integrity, []);
-  assert.deepEqual(found.tables.map((x) => [x.name, x.inBackup, x.restored]), [
+  const shadows = found.tables.filter((x) => x.name.startsWith('docs_'));
+  assert.ok(shadows.length > 0 && shadows.every((x) => x.inBackup === x.restored), 'the FTS5 shadow tables');
+  assert.deepEqual(found.tables.filter((x) => !x.name.startsWith('docs_')).map((x) => [x.name, x.inBackup, x.restored]), [
     ['r', 1n, 1n], ['t', 1n, 1n], ['w', 1n, 1n], ['we"ird name', 2n, 2n],
   ]);
   // The same path, into the live database: rowids, sequences, the view, the trigger.
   const sha256 = independentDigests(path.join(env.backups, 'b1.db')).sha256;
   const change = new Database(env.database);
-  change.exec("DROP VIEW v; DROP TABLE r; INSERT INTO t(v) VALUES ('c'); PRAGMA user_version = 1");
+  change.exec("DROP VIEW v; DROP TABLE r; INSERT INTO t(v) VALUES ('c'); INSERT INTO docs VALUES ('later'); PRAGMA user_version = 1");
   change.close();
   env.snapshot.restore('b1.db', sha256);
   const live = new Database(env.database);
@@ -492,6 +495,8 @@ test('a drill restores tables of any name, AUTOINCREMENT sequences, views and tr
   live.exec("INSERT INTO r VALUES ('x')");
   assert.deepEqual(live.prepare('SELECT v FROM v').pluck().all(), ['fired', 'fired'], 'the view and the trigger are back');
   assert.equal(live.prepare("SELECT g FROM w").pluck().get(), 'Z');
+  assert.deepEqual(live.prepare("SELECT body FROM docs WHERE docs MATCH 'restore OR later'").pluck().all(), ['backup restore']);
+  assert.equal(live.pragma('integrity_check', { simple: true }), 'ok');
   live.close();
 });
 
@@ -504,4 +509,32 @@ test('take of a larger database, for the record: its size and time', (t) => {
   const size = fs.statSync(path.join(env.backups, taken.name)).size;
   t.diagnostic(`take: ${(size / 2 ** 20).toFixed(1)} MiB in ${elapsed.toFixed(0)} ms`);
   assert.equal(integrity(path.join(env.backups, taken.name), false), 'ok');
+});
+
+test('take gives the very bytes the Rust host backs up', { skip: !fs.existsSync(CLI) && `no Rust CLI at ${CLI}` }, (t) => {
+  for (const journal of ['wal', 'delete']) {
+    const env = setup(t, { nodes: 200, journal });
+    const taken = env.snapshot.take();
+    const rust = runCli(env, ['create', 'from-rust']);
+    assert.equal(rust.status, 0, rust.stderr);
+    assert.equal(rust.json.SHA256Hash, taken.digests.sha256, journal);
+    assert.equal(rust.json.MD5Hash, taken.digests.md5, journal);
+    assert.ok(fs.readFileSync(path.join(env.backups, 'from-rust')).equals(fs.readFileSync(path.join(env.backups, taken.name))));
+  }
+});
+
+test('takeForRestore is busy while another writer holds the database, and makes no copy', async (t) => {
+  const env = setup(t, { nodes: 20, busyTimeoutMs: 300 });
+  publish(env, env.snapshot.take().name, 'b1.db');
+  const holder = child(t, `
+    const db = new Database(${JSON.stringify(env.database)});
+    db.exec('BEGIN IMMEDIATE');
+    console.log('locked');
+    process.stdin.on('end', () => { db.exec('ROLLBACK'); console.log('released'); process.exit(0); });
+    process.stdin.resume();`);
+  await holder.said('locked');
+  assert.deepEqual(thrown(() => env.snapshot.takeForRestore('b1.db')), { tag: 'busy' });
+  assert.deepEqual(fs.readdirSync(env.backups), ['b1.db']);
+  holder.proc.stdin.end();
+  await holder.said('released');
 });
