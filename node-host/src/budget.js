@@ -30,6 +30,15 @@ export class Budget {
   heavy = new Map();
   /** Why the budget was exceeded, once it was. */
   exceeded;
+  #onExceeded;
+
+  /**
+   * `onExceeded(why)` hears, once, that the budget was exceeded: the guest is then to be
+   * stopped at the next deadline check, as the Rust host stops it.
+   */
+  constructor({ onExceeded = () => {} } = {}) {
+    this.#onExceeded = onExceeded;
+  }
 
   #spend(charge) {
     this.calls += 1;
@@ -37,7 +46,10 @@ export class Budget {
     const over = this.calls > limit ? `more than ${limit} host calls` : charge?.();
     if (over === undefined) return;
     const why = `the policy exceeded its budget for one operation: ${over}`;
-    this.exceeded ??= why;
+    if (this.exceeded === undefined) {
+      this.exceeded = why;
+      this.#onExceeded(why);
+    }
     throw new WitError('not-permitted', why);
   }
 
@@ -77,12 +89,12 @@ export class Budget {
 
 /**
  * The import objects with the budget charged before each call, as the Rust host charges
- * them: `{ store, snapshot }` in, the same shapes out.
+ * them: `{ store, snapshot }` in, the same shapes out. Once the budget is exceeded, every
+ * call is refused with `not-permitted`.
  */
 export function chargedImports(budget, { store, snapshot }) {
   const charged = (charge, fn) =>
     (...args) => {
-      stopIfExceeded(budget);
       charge(...args);
       return fn(...args);
     };
@@ -98,7 +110,6 @@ export function chargedImports(budget, { store, snapshot }) {
         return store.now();
       },
       list: () => {
-        stopIfExceeded(budget);
         budget.call();
         const names = store.list();
         budget.listed(names.length);
@@ -121,10 +132,3 @@ export function chargedImports(budget, { store, snapshot }) {
   };
 }
 
-/**
- * Once the budget is exceeded, the guest is stopped at its next host call (a trap: a plain
- * Error thrown from an import), as the Rust host stops it at its next deadline check.
- */
-function stopIfExceeded(budget) {
-  if (budget.exceeded !== undefined) throw new Error(budget.exceeded);
-}

@@ -11,16 +11,20 @@ import { transpileBytes } from '@bytecodealliance/jco-transpile';
 import * as cli from '@bytecodealliance/preview2-shim/cli';
 import * as io from '@bytecodealliance/preview2-shim/io';
 
+import { DEFAULT_MEMORY_BYTES } from './limits.js';
+
 /** The name jco gives the generated files (`policy.js`, `policy.core.wasm`, ...). */
 const NAME = 'policy';
 
+const WASM_PAGE = 65536;
+
 /**
- * Loads the component file: `{ path, length, sha256, instantiate(imports) }`, where
- * `instantiate` takes `{ store, snapshot, remote }` (the litegraph:backup import objects)
- * and returns the `backup` export, whose functions are synchronous and throw the WIT
- * `error` variant (`{ tag, val? }`) when they return `err`.
+ * Reads and transpiles the component file: `{ path, length, sha256, source, modules }`, the
+ * generated JS (a string) and the compiled core modules (a plain object of
+ * WebAssembly.Module by name). All of it can be posted to another worker, which then loads
+ * it with `loadPrepared` without transpiling or compiling again.
  */
-export async function loadComponent(path) {
+export async function prepareComponent(path, { memoryBytes = DEFAULT_MEMORY_BYTES } = {}) {
   let bytes;
   try {
     bytes = await readFile(path);
@@ -39,25 +43,45 @@ export async function loadComponent(path) {
     noComponentErrorWrapping: true,
     emitTypescriptDeclarations: false,
   });
-  const modules = new Map();
+  const modules = {};
   for (const [name, contents] of Object.entries(files)) {
-    if (name.endsWith('.wasm')) modules.set(name, await WebAssembly.compile(contents));
+    if (name.endsWith('.wasm')) {
+      modules[name] = await WebAssembly.compile(withMemoryLimit(contents, Math.floor(memoryBytes / WASM_PAGE)));
+    }
   }
   const source = files[`${NAME}.js`];
   if (!source) throw new Error(`jco generated no ${NAME}.js for ${path}`);
+  return { path, length: bytes.length, sha256, source: Buffer.from(source).toString('utf8'), modules };
+}
+
+/**
+ * Loads the component file: `{ path, length, sha256, instantiate(imports) }`, where
+ * `instantiate` takes `{ store, snapshot, remote }` (the litegraph:backup import objects)
+ * and returns the `backup` export, whose functions are synchronous and throw the WIT
+ * `error` variant (`{ tag, val? }`) when they return `err`.
+ */
+export async function loadComponent(path, options) {
+  return loadPrepared(await prepareComponent(path, options));
+}
+
+/** `loadComponent` from what `prepareComponent` made (here or in another thread). */
+export async function loadPrepared(prepared) {
+  const { path, length, sha256, source, modules } = prepared;
   // The generated module has no imports of its own, so it can be loaded from a data: URL:
   // nothing is written to disk, and nothing it could resolve is reachable from there.
   // The sourceURL names it in stack traces (instead of a 600 KB URL).
-  const code = `${Buffer.from(source).toString('utf8')}\n//# sourceURL=litegraph-backup-policy.js\n`;
+  const code = `${source}\n//# sourceURL=litegraph-backup-policy.js\n`;
   const generated = await import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`);
   const getCoreModule = (name) => {
-    const module = modules.get(name);
-    if (!module) throw new Error(`jco asked for a core module it did not generate: ${name}`);
+    const module = modules[name];
+    if (!(module instanceof WebAssembly.Module)) {
+      throw new Error(`jco asked for a core module it did not generate: ${name}`);
+    }
     return module;
   };
   return {
     path,
-    length: bytes.length,
+    length,
     sha256,
     instantiate({ store, snapshot, remote }) {
       return withoutJspiProbeCost(() =>
@@ -70,6 +94,66 @@ export async function loadComponent(path) {
       );
     },
   };
+}
+
+/**
+ * The core module with a maximum on each memory it defines (at most `maxPages` pages of 64
+ * KiB): growing past it fails inside the guest (its allocator then aborts: a trap), as a
+ * memory limit of the Rust host's StoreLimits does. Only the memory section changes.
+ */
+export function withMemoryLimit(module, maxPages) {
+  const bytes = Buffer.from(module.buffer, module.byteOffset, module.byteLength);
+  const MEMORY_SECTION = 5;
+  const out = [bytes.subarray(0, 8)];
+  let at = 8;
+  const readU32 = () => {
+    let value = 0;
+    let shift = 0;
+    let byte;
+    do {
+      byte = bytes[at++];
+      value += (byte & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (byte & 0x80);
+    return value;
+  };
+  while (at < bytes.length) {
+    const sectionStart = at;
+    const id = bytes[at++];
+    const size = readU32();
+    const bodyStart = at;
+    const next = bodyStart + size;
+    if (id !== MEMORY_SECTION) {
+      out.push(bytes.subarray(sectionStart, next));
+      at = next;
+      continue;
+    }
+    const count = readU32();
+    const body = [...uleb(count)];
+    for (let i = 0; i < count; i++) {
+      const flags = bytes[at++];
+      if (flags & 0x04) throw new Error('the policy component has a 64-bit memory: not supported');
+      const min = readU32();
+      const max = flags & 0x01 ? readU32() : Infinity;
+      const limit = Math.max(min, Math.min(max, maxPages));
+      body.push(flags | 0x01, ...uleb(min), ...uleb(limit));
+    }
+    if (at !== next) throw new Error('the policy component has a memory section this host cannot read');
+    out.push(Buffer.from([id, ...uleb(body.length), ...body]));
+    at = next;
+  }
+  return Buffer.concat(out);
+}
+
+function uleb(value) {
+  const encoded = [];
+  do {
+    let byte = value % 128;
+    value = Math.floor(value / 128);
+    if (value > 0) byte |= 0x80;
+    encoded.push(byte);
+  } while (value > 0);
+  return encoded;
 }
 
 const NO_JSPI = new TypeError('WebAssembly.promising is not available (no JSPI in this Node)');

@@ -12,6 +12,8 @@ export const CLOCK = Object.freeze({
   IMPORT_START: 2,
   /** The most entries a listing of the current call returned (they earn extra time). */
   LISTED: 3,
+  /** When the current call exceeded its budget; 0 while it has not. */
+  EXCEEDED_AT: 4,
 });
 
 /** A new clock's shared memory. */
@@ -24,7 +26,13 @@ export function startCall(clock) {
   Atomics.store(clock, CLOCK.IMPORT_TOTAL, 0n);
   Atomics.store(clock, CLOCK.IMPORT_START, 0n);
   Atomics.store(clock, CLOCK.LISTED, 0n);
+  Atomics.store(clock, CLOCK.EXCEEDED_AT, 0n);
   Atomics.store(clock, CLOCK.CALL_START, process.hrtime.bigint());
+}
+
+/** Marks the moment the running call exceeded its budget (worker side). */
+export function budgetExceeded(clock) {
+  Atomics.store(clock, CLOCK.EXCEEDED_AT, process.hrtime.bigint());
 }
 
 /** Marks the end of a call (worker side). */
@@ -71,4 +79,15 @@ export function guestMilliseconds(clock) {
 /** The largest listing of the running call (the watchdog's side). */
 export function listedEntries(clock) {
   return Number(Atomics.load(clock, CLOCK.LISTED));
+}
+
+/**
+ * How long ago the running call exceeded its budget, in milliseconds; undefined when it has
+ * not (or no call runs).
+ */
+export function exceededMilliseconds(clock) {
+  if (Atomics.load(clock, CLOCK.CALL_START) === 0n) return undefined;
+  const at = Atomics.load(clock, CLOCK.EXCEEDED_AT);
+  if (at === 0n) return undefined;
+  return Number(process.hrtime.bigint() - at) / 1e6;
 }

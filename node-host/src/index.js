@@ -4,5 +4,6 @@
 //   const service = await createBackupService({ database, backups });
 //   const backup = await service.create();
 
-export { createBackupService, defaultComponentPath, DEFAULT_GUEST_TIME_MS } from './service.js';
+export { createBackupService, defaultComponentPath } from './service.js';
+export { DEFAULT_GUEST_TIME_MS, DEFAULT_MEMORY_BYTES } from './limits.js';
 export { BackupError } from './errors.js';

@@ -15,16 +15,20 @@ import { Worker } from 'node:worker_threads';
 
 import { removeTemporaryFiles } from './backup-dir.js';
 import { GUEST_MS_PER_LISTED_ENTRY } from './budget.js';
+import { DEFAULT_GUEST_TIME_MS, DEFAULT_MEMORY_BYTES } from './limits.js';
 import { BackupError } from './errors.js';
-import { guestMilliseconds, listedEntries, newClockBuffer } from './guest-clock.js';
+import { exceededMilliseconds, guestMilliseconds, listedEntries, newClockBuffer } from './guest-clock.js';
 
 /** The package directory, where `litegraph-backup.wasm` is looked for by default. */
 const PACKAGE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The guest's computing time per operation, as the Rust host's `Limits::default`. */
-export const DEFAULT_GUEST_TIME_MS = 5_000;
-/** How often the watchdog looks at a running call's guest time. */
-const WATCH_EVERY_MS = 50;
+/** How often the watchdog looks at a running call (the Rust host's epoch tick). */
+const WATCH_EVERY_MS = 10;
+/**
+ * How long a guest that exceeded its budget may go on (its calls refused) before it is
+ * stopped: one that answers at once gives its answer, one that keeps asking is stopped.
+ */
+const EXCEEDED_GRACE_MS = 100;
 
 /** Where the component is by default: LITEGRAPH_BACKUP_COMPONENT, or the package's own. */
 export function defaultComponentPath() {
@@ -38,7 +42,7 @@ export function defaultComponentPath() {
  * in `backups` (a directory, made when missing). `component` is the policy component file
  * (`litegraph-backup component --output FILE` writes it); `busyTimeoutMs` how long a
  * snapshot waits for the database's locks; `guestTimeMs` the guest's computing time per
- * operation. Resolves once the component is loaded, or rejects with a BackupError.
+ * operation; `memoryBytes` the most linear memory the guest may have. Resolves once the component is loaded, or rejects with a BackupError.
  */
 export async function createBackupService({
   database,
@@ -46,6 +50,7 @@ export async function createBackupService({
   component = defaultComponentPath(),
   busyTimeoutMs,
   guestTimeMs = DEFAULT_GUEST_TIME_MS,
+  memoryBytes = DEFAULT_MEMORY_BYTES,
 } = {}) {
   if (typeof database !== 'string' || database === '') throw new TypeError('createBackupService needs `database`, a path');
   if (typeof backups !== 'string' || backups === '') throw new TypeError('createBackupService needs `backups`, a path');
@@ -54,8 +59,12 @@ export async function createBackupService({
     backups: path.resolve(backups),
     component: path.resolve(component),
     busyTimeoutMs,
+    memoryBytes,
   };
   const first = await startWorker(options);
+  // The component as the first worker transpiled and compiled it, for the workers after.
+  options.prepared = first.prepared;
+  delete first.prepared;
   return new BackupService(options, first, guestTimeMs);
 }
 
@@ -223,7 +232,9 @@ class BackupService {
           reject(error);
         });
       };
+      let exceeded;
       const onMessage = (message) => {
+        if (message?.type === 'exceeded') exceeded = message.why;
         if (message?.type !== 'answer' || message.id !== id) return;
         done();
         if (message.error) reject(new BackupError(message.error.tag, message.error.detail));
@@ -236,6 +247,10 @@ class BackupService {
         stop(new BackupError('host', `the service's worker exited (${code}) during ${method}`));
       };
       const watchdog = setInterval(() => {
+        if (exceededMilliseconds(clock) > EXCEEDED_GRACE_MS) {
+          stop(new BackupError('guest', exceeded ?? 'the policy exceeded its budget for one operation'));
+          return;
+        }
         const used = guestMilliseconds(clock);
         const allowed = this.#guestTimeMs + listedEntries(clock) * GUEST_MS_PER_LISTED_ENTRY;
         if (used > allowed) {

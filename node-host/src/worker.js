@@ -11,8 +11,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 
 import { openBackupDir } from './backup-dir.js';
 import { Budget, chargedImports } from './budget.js';
-import { loadComponent } from './component.js';
-import { endCall, startCall, timedImports } from './guest-clock.js';
+import { loadPrepared, prepareComponent } from './component.js';
+import { budgetExceeded, endCall, startCall, timedImports } from './guest-clock.js';
 import { ERROR_TAGS, WitError } from './errors.js';
 import { createRemote } from './remote.js';
 import { createSnapshot } from './snapshot.js';
@@ -23,12 +23,16 @@ export const EXPORTS = ['create', 'list', 'read', 'exists', 'delete', 'verify', 
 
 if (parentPort) await serve(workerData);
 
-async function serve({ database, backups, component, busyTimeoutMs, clock: clockBuffer }) {
+async function serve({ database, backups, component, prepared: given, busyTimeoutMs, memoryBytes, clock: clockBuffer }) {
   const clock = new BigInt64Array(clockBuffer);
+  let prepared;
   let loaded;
   let dir;
   try {
-    loaded = await loadComponent(component);
+    // Transpiled and compiled by the first worker; a worker started after one was stopped
+    // is handed the same, ready.
+    prepared = given ?? (await prepareComponent(component, { memoryBytes }));
+    loaded = await loadPrepared(prepared);
     // As the Rust CLI does: the backup directory (and its parents) made when missing.
     fs.mkdirSync(backups, { recursive: true });
     dir = openBackupDir(backups, {
@@ -46,6 +50,7 @@ async function serve({ database, backups, component, busyTimeoutMs, clock: clock
     type: 'ready',
     component: { path: loaded.path, length: loaded.length, sha256: loaded.sha256 },
     backups: dir.path,
+    prepared: given ? undefined : prepared,
   });
 
   parentPort.on('message', ({ id, method, args }) => {
@@ -61,7 +66,12 @@ async function serve({ database, backups, component, busyTimeoutMs, clock: clock
   /** One export call in a fresh instance, under a fresh budget; the operation ended after. */
   function call(method, args) {
     if (!EXPORTS.includes(method)) throw new TypeError(`not an export of the backup service: ${method}`);
-    const budget = new Budget();
+    const budget = new Budget({
+      onExceeded(why) {
+        budgetExceeded(clock);
+        parentPort.postMessage({ type: 'exceeded', why });
+      },
+    });
     const charged = chargedImports(budget, { store, snapshot });
     const timed = (imports) => timedImports(clock, imports, () => budget.entries);
     startCall(clock);
@@ -71,12 +81,7 @@ async function serve({ database, backups, component, busyTimeoutMs, clock: clock
         snapshot: timed(charged.snapshot),
         remote: timed(createRemote()),
       });
-      const value = backup[method](...args);
-      if (budget.exceeded !== undefined) throw new GuestFault(budget.exceeded);
-      return value;
-    } catch (error) {
-      if (budget.exceeded !== undefined && !isVariant(error)) throw new GuestFault(budget.exceeded);
-      throw error;
+      return backup[method](...args);
     } finally {
       endCall(clock);
       endOperation();
@@ -95,9 +100,6 @@ async function serve({ database, backups, component, busyTimeoutMs, clock: clock
   }
 }
 
-/** The policy component failed (trapped, or ran over its budget): the host's to report. */
-class GuestFault extends Error {}
-
 /** Whether `error` is the WIT `error` variant an export returned as `err`. */
 function isVariant(error) {
   return (
@@ -113,9 +115,9 @@ function isVariant(error) {
 function describe(error) {
   if (isVariant(error)) return { tag: error.tag, detail: error.val };
   if (error instanceof WitError) return { tag: error.tag, detail: error.payload.val };
-  if (error instanceof GuestFault) return { tag: 'guest', detail: error.message };
   if (error instanceof WebAssembly.RuntimeError || error instanceof WebAssembly.LinkError) {
-    return { tag: 'guest', detail: `wasm trap: ${error.message}` };
+    const message = error.message.startsWith('wasm trap') ? error.message : `wasm trap: ${error.message}`;
+    return { tag: 'guest', detail: message };
   }
   // A host fault (a bug, or an import that failed outside its contract) that surfaced as a
   // trap of the guest: reported as the guest's failure, with what happened.

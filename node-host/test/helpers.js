@@ -287,3 +287,66 @@ export function componentFile() {
   }
   return file;
 }
+
+/**
+ * The hostile guest the Rust tests run (tests/fixtures/hostile-guest, built by the tests
+ * crate's build script): `LITEGRAPH_BACKUP_HOSTILE_COMPONENT`, or the newest build of it
+ * under ../target.
+ */
+export function hostileComponentFile() {
+  if (process.env.LITEGRAPH_BACKUP_HOSTILE_COMPONENT) return path.resolve(process.env.LITEGRAPH_BACKUP_HOSTILE_COMPONENT);
+  const found = [];
+  for (const profile of ['debug', 'release']) {
+    const build = path.resolve(PACKAGE_DIR, '../target', profile, 'build');
+    if (!fs.existsSync(build)) continue;
+    for (const entry of fs.readdirSync(build)) {
+      const file = path.join(build, entry, 'out', 'hostile.wasm');
+      if (entry.startsWith('litegraph-backup-tests-') && fs.existsSync(file)) found.push(file);
+    }
+  }
+  if (found.length === 0) {
+    throw new Error(
+      'no hostile guest component: build it with `cargo test -p litegraph-backup-tests --no-run` ' +
+        'or set LITEGRAPH_BACKUP_HOSTILE_COMPONENT',
+    );
+  }
+  return found.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+}
+
+/** Every file and link under `root`: relative path -> content's SHA-256, link target or 'dir'. */
+export function tree(root) {
+  const found = {};
+  const walk = (dir) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      const key = path.relative(root, full);
+      if (entry.isSymbolicLink()) found[key] = `-> ${fs.readlinkSync(full)}`;
+      else if (entry.isDirectory()) {
+        found[key] = 'dir';
+        walk(full);
+      } else found[key] = crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex');
+    }
+  };
+  walk(root);
+  return found;
+}
+
+/** A WIT datetime as the Rust host's JSON shows it (RFC 3339, microseconds, UTC). */
+export function rustTime({ seconds, nanoseconds }) {
+  const whole = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
+  return `${whole}.${String(Math.floor(nanoseconds / 1000)).padStart(6, '0')}Z`;
+}
+
+/** A BackupFile as the service gives it, in the Rust CLI's JSON shape. */
+export function rustBackupFile(backup) {
+  return {
+    Filename: backup.filename,
+    Length: Number(backup.length),
+    MD5Hash: backup.md5Hash,
+    SHA1Hash: backup.sha1Hash,
+    SHA256Hash: backup.sha256Hash,
+    CreatedUtc: rustTime(backup.createdUtc),
+    LastUpdateUtc: rustTime(backup.lastUpdateUtc),
+    LastAccessUtc: rustTime(backup.lastAccessUtc),
+  };
+}

@@ -9,25 +9,7 @@ import { describe, test } from 'node:test';
 import { openBackupDir } from '../src/backup-dir.js';
 import { WitError } from '../src/errors.js';
 import { SMALL_FILE_BYTES, createStore } from '../src/store.js';
-import { tempDir } from './helpers.js';
-
-/** Every file and link under `root`: relative path -> content's SHA-256, link target or 'dir'. */
-function tree(root) {
-  const found = {};
-  const walk = (dir) => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      const key = path.relative(root, full);
-      if (entry.isSymbolicLink()) found[key] = `-> ${fs.readlinkSync(full)}`;
-      else if (entry.isDirectory()) {
-        found[key] = 'dir';
-        walk(full);
-      } else found[key] = crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex');
-    }
-  };
-  walk(root);
-  return found;
-}
+import { tempDir, tree } from './helpers.js';
 
 /**
  * A backup directory with things to steal beside it (as tests/it/hostile.rs baits them): a
