@@ -538,3 +538,29 @@ test('takeForRestore is busy while another writer holds the database, and makes 
   holder.proc.stdin.end();
   await holder.said('released');
 });
+
+test('a reader in a transaction during a restore sees the old content whole, its next transaction the new', (t) => {
+  const env = setup(t, { nodes: 100 });
+  const backup = env.snapshot.take();
+  publish(env, backup.name, 'b1.db');
+  const backupContent = contentDigest(path.join(env.backups, 'b1.db'));
+  addNode(env.database, 'after-backup');
+  const extra = new Database(env.database);
+  extra.exec('CREATE TABLE added_later(x); INSERT INTO added_later VALUES (1)');
+  extra.close();
+  const reader = new Database(env.database, { readonly: true });
+  t.after(() => reader.close());
+  const old = () => [
+    reader.prepare('SELECT count(*) FROM nodes').pluck().get(),
+    reader.prepare('SELECT count(*) FROM added_later').pluck().get(),
+  ];
+  reader.exec('BEGIN');
+  const before = old();
+  env.snapshot.takeForRestore('b1.db');
+  env.snapshot.restore('b1.db', backup.digests.sha256);
+  assert.deepEqual(old(), before, 'the open transaction still sees the old content, all of it');
+  reader.exec('COMMIT');
+  assert.equal(reader.prepare('SELECT count(*) FROM nodes').pluck().get(), before[0] - 1, 'then the new');
+  assert.throws(() => reader.prepare('SELECT count(*) FROM added_later').get(), /no such table/, 'and the new schema');
+  assert.equal(contentDigest(env.database), backupContent);
+});
