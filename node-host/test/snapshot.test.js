@@ -564,3 +564,42 @@ test('a reader in a transaction during a restore sees the old content whole, its
   assert.throws(() => reader.prepare('SELECT count(*) FROM added_later').get(), /no such table/, 'and the new schema');
   assert.equal(contentDigest(env.database), backupContent);
 });
+
+test('every page size, auto-vacuum mode and text encoding is taken, drilled and restored', (t) => {
+  for (const prelude of [
+    'PRAGMA page_size = 512;',
+    'PRAGMA page_size = 65536;',
+    'PRAGMA page_size = 1024; PRAGMA auto_vacuum = FULL;',
+    'PRAGMA auto_vacuum = INCREMENTAL;',
+    "PRAGMA encoding = 'UTF-16le';",
+    "PRAGMA encoding = 'UTF-16be';",
+  ]) {
+    const env = setup(t, { nodes: null });
+    const db = new Database(env.database);
+    db.exec(`${prelude} CREATE TABLE nodes(id INTEGER PRIMARY KEY, data TEXT); CREATE INDEX nodes_data ON nodes(data);
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+      INSERT INTO nodes(data) SELECT printf('%0200d', i) FROM n;`);
+    db.close();
+    const taken = env.snapshot.take();
+    const file = publish(env, taken.name, 'b.db');
+    assert.equal(integrity(file), 'ok', prelude);
+    const found = env.snapshot.drill('b.db');
+    assert.deepEqual(found.integrity, [], prelude);
+    assert.deepEqual(found.tables, [{ name: 'nodes', inBackup: 500n, restored: 500n }], prelude);
+    const change = new Database(env.database);
+    change.exec('DELETE FROM nodes WHERE id < 100');
+    change.close();
+    env.snapshot.restore('b.db', taken.digests.sha256);
+    assert.equal(integrity(env.database), 'ok', prelude);
+    assert.equal(rowCountOf(env.database, 'nodes'), 500, prelude);
+  }
+});
+
+function rowCountOf(file, table) {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.prepare(`SELECT count(*) FROM "${table}"`).pluck().get();
+  } finally {
+    db.close();
+  }
+}
