@@ -5,7 +5,7 @@
 // Route table (every admin route needs `Authorization: Bearer <admin token>`):
 //
 //   method  path                                   auth    success                     failures
-//   GET     /health                                anyone  200 {"Status":"Healthy"}    503 {"Status":"Degraded","Problems":[..]}
+//   GET     /health                                anyone  200 {"Status":"Healthy"}    503 {"Problems":[..],"Status":"Degraded"}
 //   GET     /v1.0/backups                          admin   200 [BackupFile, ...]       401, 500/503 (store faults)
 //   POST    /v1.0/backups  body {"Filename":"x"}   admin   200 BackupFile (no Data)    400 (empty body, bad JSON, not an
 //                                                                                      object, Filename null/""/not a string,
@@ -551,7 +551,8 @@ async function health(context, req, res) {
   if (problems.length === 0) {
     send(req, res, 200, toJson({ Status: 'Healthy' }));
   } else {
-    send(req, res, 503, toJson({ Status: 'Degraded', Problems: problems }));
+    // serde_json's `json!` keeps keys sorted: Problems before Status.
+    send(req, res, 503, toJson({ Problems: problems, Status: 'Degraded' }));
   }
 }
 

@@ -167,6 +167,7 @@ describe('end to end, with the real service', () => {
     const reply = await request(d.port, 'GET', '/health', { authorization: undefined });
     assert.equal(reply.status, 503);
     const body = reply.json();
+    assert.match(reply.text, /^\{"Problems":\[.*\],"Status":"Degraded"\}$/, 'serde_json json! order');
     assert.equal(body.Status, 'Degraded');
     assert.ok(
       body.Problems.some((p) => p.includes(d.database) && p.includes('does not exist')),
