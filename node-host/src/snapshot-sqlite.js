@@ -30,11 +30,16 @@ const CHUNK = 1 << 20;
 /** The largest database a copy can hold: one Buffer's limit. */
 const MOST_BYTES_IN_MEMORY = buffer.constants.MAX_LENGTH;
 
-/** A WIT error for a better-sqlite3 error: `busy` when locked, otherwise `io`. */
+/**
+ * A WIT error for a failure of SQLite (`busy` when locked, otherwise `io`) or of the
+ * filesystem (`io`). Anything else is a host bug and stays what it is: it traps.
+ */
 export function sqliteError(error, what = 'SQLite') {
   if (error instanceof WitError) return error;
   if (isBusy(error)) return new WitError('busy');
-  return new WitError('io', `${what}: ${error?.message ?? error}`);
+  if (String(error?.code ?? '').startsWith('SQLITE_')) return new WitError('io', `${what}: ${error.message}`);
+  if (error?.syscall !== undefined) return new WitError('io', `${error.message}`);
+  return error;
 }
 
 export function isBusy(error) {

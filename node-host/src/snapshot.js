@@ -161,8 +161,9 @@ export function createSnapshot({ database, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_
         prepared = beginRestore(name);
       }
       const { live } = prepared;
-      const scratch = privateDirectory('restore');
+      let scratch;
       try {
+        scratch = privateDirectory('restore');
         // Read through one descriptor, once: exactly these bytes are hashed and restored.
         const copyPath = path.join(scratch.path, 'backup.db');
         const source = openRegular(dir, name);
@@ -195,7 +196,7 @@ export function createSnapshot({ database, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_
         throw sqliteError(error);
       } finally {
         closeQuietly(live);
-        scratch.remove();
+        scratch?.remove();
       }
     },
 
@@ -320,16 +321,18 @@ const ENCODING_NAMES = { 1: 'UTF-8', 2: 'UTF-16le', 3: 'UTF-16be' };
  */
 function scratchRestore(dir, name) {
   const source = openRegular(dir, name);
-  const scratch = privateDirectory('drill');
+  let scratch;
   let backup;
   let restored;
   try {
     let layout;
     let copied;
-    const copyPath = path.join(scratch.path, 'backup.db');
+    let copyPath;
     try {
       layout = layoutOfHeader(readHeader(source.fd));
       if (!layout) throw new WitError('corrupt', "not a database: its header is not SQLite's");
+      scratch = privateDirectory('drill');
+      copyPath = path.join(scratch.path, 'backup.db');
       copied = copyHashed(source.fd, copyPath);
     } finally {
       fs.closeSync(source.fd);
@@ -376,6 +379,6 @@ function scratchRestore(dir, name) {
   } finally {
     closeQuietly(backup);
     closeQuietly(restored);
-    scratch.remove();
+    scratch?.remove();
   }
 }
