@@ -72,10 +72,20 @@
 // As Express middleware (`app.use(handler)`), a path that is not one of these routes is
 // passed to `next()` rather than answered 404, and a body another middleware already read
 // (`req.body` as a Buffer or string) is used as it is.
+//
+// The answers' shapes live in http-wire.js (errors.rs, wire.rs), the streams in
+// http-download.js (download.rs), the create body's reader in http-json.js (serde_json's).
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
+
+import { download, read } from './http-download.js';
+import { JsonSyntaxError, hexValue, parseJson } from './http-json.js';
+import { ApiError, apiErrorFrom, named, toJson, wireBackupFile, wireDrill, wireRestoration, wireTime, wireVerification } from './http-wire.js';
+
+export { ApiError, apiErrorFrom, toJson, wireBackupFile, wireDrill, wireRestoration, wireTime, wireVerification } from './http-wire.js';
+export { JsonSyntaxError, parseJson } from './http-json.js';
+export { byteRange, contentDisposition } from './http-download.js';
 
 /** The largest request body accepted (a create request is a few dozen bytes). */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -86,187 +96,6 @@ const NOTE = Symbol('litegraph-backup log note');
 /** How long a client may take to send a request body. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
-/** Bytes of backup read per chunk when streaming: a multiple of 3 (see the header). */
-const STREAM_CHUNK_BYTES = 3 * 64 * 1024;
-
-// ---------------------------------------------------------------------------------------
-// Errors, in LiteGraph's shape (errors.rs)
-
-const KINDS = {
-  AuthenticationFailed: [401, 'Your authentication material was not accepted.'],
-  BadRequest: [
-    400,
-    'We were unable to discern your request.  Please check your URL, query, and request body.',
-  ],
-  NotFound: [404, 'The requested resource was not found.'],
-  Conflict: [409, 'Operation failed as it would create a conflict with an existing resource.'],
-  InUse: [409, 'The requested resource is in use.'],
-  TooLarge: [413, 'The size of your request exceeds the maximum allowed by this server.'],
-  RequestTimeout: [408, 'The request timed out before it could be completed.'],
-  InternalError: [500, 'An internal error has been encountered.'],
-  ServiceUnavailable: [
-    503,
-    'The service cannot handle requests until the problem described is fixed.',
-  ],
-  MethodNotAllowed: [405, 'The requested method is not allowed on this resource.'],
-  RangeNotSatisfiable: [416, 'The requested range lies beyond the file.'],
-};
-
-/** An error answer: `kind` one of KINDS, `description` optional. */
-export class ApiError extends Error {
-  constructor(kind, description) {
-    super(description ? `${kind}: ${description}` : kind);
-    if (!Object.hasOwn(KINDS, kind)) throw new TypeError(`not an error kind: ${kind}`);
-    this.name = 'ApiError';
-    this.kind = kind;
-    this.status = KINDS[kind][0];
-    this.description = description;
-    this.headers = {};
-  }
-
-  /** The body, `{"Error","Message","StatusCode","Description"?}` in that order. */
-  body() {
-    const body = { Error: this.kind, Message: KINDS[this.kind][1], StatusCode: this.status };
-    if (this.description !== undefined) body.Description = this.description;
-    return JSON.stringify(body);
-  }
-}
-
-/**
- * The answer for a failure of the service (errors.rs `From<Error>`). `log` hears the faults
- * whose detail is not sent.
- */
-export function apiErrorFrom(error, log = () => {}) {
-  if (error instanceof ApiError) return error;
-  const detail = typeof error?.detail === 'string' ? error.detail : '';
-  switch (error?.tag) {
-    case 'invalid-name':
-    case 'invalid-argument':
-    case 'corrupt':
-    case 'not-permitted':
-      return new ApiError('BadRequest', detail);
-    case 'not-found':
-      return new ApiError('NotFound');
-    case 'exist':
-      return new ApiError(
-        'Conflict',
-        'A backup with that filename exists already; it was left untouched.',
-      );
-    case 'busy':
-      return new ApiError(
-        'InUse',
-        'The database stayed locked for longer than the busy timeout; try again.',
-      );
-    case 'no-database':
-      log(`error: ${detail}`);
-      return new ApiError('ServiceUnavailable', detail);
-    case 'io':
-      log(`error: ${detail}`);
-      return new ApiError('InternalError', detail);
-    default:
-      // The policy's own faults (a trap) or the host's: nothing a caller can act on.
-      log(`internal error: ${error?.stack ?? error}`);
-      return new ApiError('InternalError');
-  }
-}
-
-// ---------------------------------------------------------------------------------------
-// LiteGraph's wire format (wire.rs)
-
-/** 9999-12-31T23:59:59: the last second LiteGraph's DateTime can hold. */
-const LATEST_SECONDS = 253_402_300_799n;
-
-/** A WIT datetime `{seconds: bigint, nanoseconds: number}` as `2025-05-27T03:31:10.904886Z`. */
-export function wireTime(datetime) {
-  let seconds = BigInt(datetime.seconds);
-  let nanoseconds = Math.min(Number(datetime.nanoseconds), 999_999_999);
-  if (seconds > LATEST_SECONDS) {
-    seconds = LATEST_SECONDS;
-    nanoseconds = 999_999_999;
-  }
-  const whole = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
-  const micros = String(Math.floor(nanoseconds / 1000)).padStart(6, '0');
-  return `${whole}.${micros}Z`;
-}
-
-/** A u64 (BigInt or number) for the JSON writer: kept exact beyond 2^53. */
-class U64 {
-  constructor(value) {
-    this.digits = BigInt(value).toString();
-  }
-}
-
-/** LiteGraph's BackupFile, from the WIT record as jco gives it. */
-export function wireBackupFile(b) {
-  return {
-    Filename: b.filename,
-    Length: new U64(b.length),
-    MD5Hash: b.md5Hash,
-    SHA1Hash: b.sha1Hash,
-    SHA256Hash: b.sha256Hash,
-    CreatedUtc: wireTime(b.createdUtc),
-    LastUpdateUtc: wireTime(b.lastUpdateUtc),
-    LastAccessUtc: wireTime(b.lastAccessUtc),
-  };
-}
-
-function wireDigests(d) {
-  return { MD5Hash: d.md5, SHA1Hash: d.sha1, SHA256Hash: d.sha256 };
-}
-
-export function wireVerification(v) {
-  return {
-    Verified: v.problems.length === 0,
-    Check: v.full ? 'integrity_check' : 'quick_check',
-    DigestsRecordedNow: v.recordedNow,
-    Problems: v.problems,
-    Backup: wireBackupFile(v.backup),
-    Actual: wireDigests(v.actual),
-  };
-}
-
-export function wireRestoration(r) {
-  return { Restored: wireBackupFile(r.restored), SafetyBackup: wireBackupFile(r.safetyBackup) };
-}
-
-export function wireDrill(d) {
-  const count = (n) => (n === undefined || n === null ? null : new U64(n));
-  return {
-    Passed: d.problems.length === 0,
-    Problems: d.problems,
-    Backup: wireBackupFile(d.backup),
-    StartedUtc: wireTime(d.at),
-    Milliseconds: new U64(d.milliseconds),
-    LiteGraphSchema: d.litegraph,
-    Tables: d.tables.map((t) => ({
-      Name: t.name,
-      InBackup: count(t.inBackup),
-      Restored: count(t.restored),
-    })),
-  };
-}
-
-/**
- * JSON as serde_json writes it: no spaces, u64 exact, `undefined` properties left out.
- * Strings are escaped as JSON.stringify does, which is serde_json's escaping for every
- * string Rust can hold (short forms for \b\f\n\r\t, \u00xx lowercase for other controls,
- * nothing else escaped).
- */
-export function toJson(value) {
-  if (value instanceof U64) return value.digits;
-  if (typeof value === 'bigint') return value.toString();
-  if (Array.isArray(value)) return `[${value.map(toJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const members = [];
-    for (const [key, member] of Object.entries(value)) {
-      if (member === undefined) continue;
-      members.push(`${JSON.stringify(key)}:${toJson(member)}`);
-    }
-    return `{${members.join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 // ---------------------------------------------------------------------------------------
 // The routes (mod.rs `routes()`), in the Rust table's order (which sets `Allow`'s)
 
@@ -274,10 +103,10 @@ const ROUTES = [
   ['GET', '/health', 'anyone', health],
   ['GET', '/v1.0/backups', 'admin', list],
   ['POST', '/v1.0/backups', 'admin', create],
-  ['GET', '/v1.0/backups/{filename}', 'admin', read],
+  ['GET', '/v1.0/backups/{filename}', 'admin', (c, req, res, params) => read(c, req, res, filenameParam(params))],
   ['HEAD', '/v1.0/backups/{filename}', 'admin', exists],
   ['DELETE', '/v1.0/backups/{filename}', 'admin', remove],
-  ['GET', '/v1.0/backups/{filename}/download', 'admin', download],
+  ['GET', '/v1.0/backups/{filename}/download', 'admin', (c, req, res, params) => download(c, req, res, filenameParam(params))],
   ['POST', '/v1.0/backups/{filename}/verify', 'admin', verify],
   ['POST', '/v1.0/backups/{filename}/drill', 'admin', drill],
   ['POST', '/v1.0/backups/{filename}/restore', 'admin', restore],
@@ -356,13 +185,6 @@ function percentDecode(text) {
   return out.subarray(0, n);
 }
 
-function hexValue(byte) {
-  if (byte >= 0x30 && byte <= 0x39) return byte - 0x30;
-  if (byte >= 0x41 && byte <= 0x46) return byte - 0x37;
-  if (byte >= 0x61 && byte <= 0x66) return byte - 0x57;
-  return -1;
-}
-
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** The `{filename}` parameter, decoded; undecodable is a bad request (axum's text). */
@@ -411,7 +233,7 @@ export function createHandler(service, options = {}) {
     service,
     log,
     requestTimeoutMs,
-    adminDigest: crypto.createHash('sha256').update(adminToken, 'latin1').digest(),
+    adminDigest: crypto.createHash('sha256').update(adminToken, 'utf8').digest(),
     backups: options.backups ?? service.backups ?? service.options?.backups,
     database: options.database ?? service.database ?? service.options?.database,
   };
@@ -424,7 +246,7 @@ export function createHandler(service, options = {}) {
       next();
       return;
     }
-    res.on('finish', () => {
+    res.once('close', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const client = `${req.socket?.remoteAddress ?? '-'}:${req.socket?.remotePort ?? ''}`;
       const note = res[NOTE] ? ` (${res[NOTE]})` : '';
@@ -474,18 +296,6 @@ function fail(res, req, error) {
 
 function sendJson(req, res, value) {
   send(req, res, 200, toJson(value));
-}
-
-/** Runs one call about the backup `name`: a missing one gets LiteGraph's description. */
-async function named(name, call) {
-  try {
-    return await call();
-  } catch (error) {
-    if (error?.tag === 'not-found') {
-      throw new ApiError('NotFound', `Unable to find backup with filename ${name}`);
-    }
-    throw error;
-  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -685,7 +495,7 @@ function readBody(req, timeoutMs) {
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
-      req.off('aborted', onAborted);
+      req.off('close', onAborted);
       if (error) {
         reject(error);
       } else {
@@ -699,13 +509,14 @@ function readBody(req, timeoutMs) {
     };
     const onEnd = () => finish(null, Buffer.concat(chunks, length));
     const onError = (error) => finish(new ApiError('BadRequest', error.message));
+    // 'close' also follows a complete body's 'end', by which time the promise is settled.
     const onAborted = () => finish(new ApiError('BadRequest', 'the client closed the connection'));
     const timer = setTimeout(() => finish(new ApiError('RequestTimeout')), timeoutMs);
     timer.unref?.();
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
-    req.on('aborted', onAborted);
+    req.on('close', onAborted);
   });
 }
 
@@ -730,650 +541,4 @@ export function requestedFilename(body) {
   const name = value.Filename;
   if (typeof name === 'string' && name !== '') return name;
   throw new ApiError('BadRequest', 'Filename must be a non-empty string.');
-}
-
-// ---------------------------------------------------------------------------------------
-// serde_json's reader (1.0.154, without float_roundtrip or arbitrary_precision), ported so
-// that a body it refuses is refused here with the same words and position: de.rs
-// (deserialize_any, SeqAccess, MapAccess, parse_* and end_*) and read.rs (SliceRead).
-// Objects come out as null-prototype objects (the last of duplicate keys wins, as in
-// serde_json's Map); numbers as JavaScript numbers (only their syntax matters here).
-
-export class JsonSyntaxError extends Error {
-  constructor(message, line, column) {
-    super(`${message} at line ${line} column ${column}`);
-    this.name = 'JsonSyntaxError';
-  }
-}
-
-const POW10 = Array.from({ length: 309 }, (_, i) => Number(`1e${i}`));
-const U64_MAX = (1n << 64n) - 1n;
-const I32_MAX = 2 ** 31 - 1;
-
-/** Parses `bytes` (a Buffer) as `serde_json::from_slice::<Value>` does. */
-export function parseJson(bytes) {
-  const reader = new JsonReader(bytes);
-  const value = reader.value();
-  reader.end();
-  return value;
-}
-
-class JsonReader {
-  constructor(bytes) {
-    this.slice = bytes;
-    this.index = 0;
-    this.remainingDepth = 128;
-  }
-
-  // SliceRead
-
-  positionOf(i) {
-    const before = this.slice.subarray(0, i);
-    const lastNewline = before.lastIndexOf(0x0a);
-    const startOfLine = lastNewline < 0 ? 0 : lastNewline + 1;
-    let line = 1;
-    for (let k = 0; k < startOfLine; k++) if (this.slice[k] === 0x0a) line++;
-    return { line, column: i - startOfLine };
-  }
-
-  error(message) {
-    const { line, column } = this.positionOf(this.index);
-    return new JsonSyntaxError(message, line, column);
-  }
-
-  peekError(message) {
-    const { line, column } = this.positionOf(Math.min(this.slice.length, this.index + 1));
-    return new JsonSyntaxError(message, line, column);
-  }
-
-  peek() {
-    return this.index < this.slice.length ? this.slice[this.index] : undefined;
-  }
-
-  peekOrNull() {
-    return this.peek() ?? 0;
-  }
-
-  next() {
-    return this.index < this.slice.length ? this.slice[this.index++] : undefined;
-  }
-
-  eat() {
-    this.index++;
-  }
-
-  // Deserializer
-
-  whitespace() {
-    for (;;) {
-      const b = this.peek();
-      if (b === 0x20 || b === 0x0a || b === 0x09 || b === 0x0d) this.eat();
-      else return b;
-    }
-  }
-
-  end() {
-    if (this.whitespace() !== undefined) throw this.peekError('trailing characters');
-  }
-
-  value() {
-    const peek = this.whitespace();
-    if (peek === undefined) throw this.peekError('EOF while parsing a value');
-    switch (peek) {
-      case 0x6e: // n
-        this.eat();
-        this.ident('ull');
-        return null;
-      case 0x74: // t
-        this.eat();
-        this.ident('rue');
-        return true;
-      case 0x66: // f
-        this.eat();
-        this.ident('alse');
-        return false;
-      case 0x2d: // -
-        this.eat();
-        return this.integer(false);
-      case 0x22: // "
-        this.eat();
-        return this.string();
-      case 0x5b: // [
-        return this.nested(() => this.sequence());
-      case 0x7b: // {
-        return this.nested(() => this.map());
-      default:
-        if (peek >= 0x30 && peek <= 0x39) return this.integer(true);
-        throw this.peekError('expected value');
-    }
-  }
-
-  nested(visit) {
-    this.remainingDepth -= 1;
-    if (this.remainingDepth === 0) throw this.peekError('recursion limit exceeded');
-    this.eat();
-    const value = visit();
-    this.remainingDepth += 1;
-    return value;
-  }
-
-  ident(rest) {
-    for (const expected of Buffer.from(rest, 'latin1')) {
-      const next = this.next();
-      if (next === undefined) throw this.error('EOF while parsing a value');
-      if (next !== expected) throw this.error('expected ident');
-    }
-  }
-
-  sequence() {
-    const items = [];
-    let first = true;
-    for (;;) {
-      const peek = this.whitespace();
-      if (peek === undefined) throw this.peekError('EOF while parsing a list');
-      if (peek === 0x5d) break;
-      if (first) {
-        first = false;
-      } else if (peek === 0x2c) {
-        this.eat();
-        const after = this.whitespace();
-        if (after === 0x5d) throw this.peekError('trailing comma');
-        if (after === undefined) throw this.peekError('EOF while parsing a value');
-      } else {
-        throw this.peekError('expected `,` or `]`');
-      }
-      items.push(this.value());
-    }
-    // end_seq: the `]` seen above
-    this.eat();
-    return items;
-  }
-
-  map() {
-    const object = Object.create(null);
-    let first = true;
-    for (;;) {
-      const peek = this.whitespace();
-      if (peek === undefined) throw this.peekError('EOF while parsing an object');
-      if (peek === 0x7d) break;
-      if (first) {
-        first = false;
-        if (peek !== 0x22) throw this.peekError('key must be a string');
-      } else if (peek === 0x2c) {
-        this.eat();
-        const after = this.whitespace();
-        if (after === 0x7d) throw this.peekError('trailing comma');
-        if (after === undefined) throw this.peekError('EOF while parsing a value');
-        if (after !== 0x22) throw this.peekError('key must be a string');
-      } else {
-        throw this.peekError('expected `,` or `}`');
-      }
-      this.eat(); // the key's opening quote
-      const key = this.string();
-      const colon = this.whitespace();
-      if (colon === 0x3a) this.eat();
-      else if (colon === undefined) throw this.peekError('EOF while parsing an object');
-      else throw this.peekError('expected `:`');
-      object[key] = this.value();
-    }
-    // end_map: the `}` seen above
-    this.eat();
-    return object;
-  }
-
-  // Numbers (only whether they parse matters; values are approximate)
-
-  integer(positive) {
-    const next = this.next();
-    if (next === undefined) throw this.error('EOF while parsing a value');
-    if (next === 0x30) {
-      const peek = this.peekOrNull();
-      if (peek >= 0x30 && peek <= 0x39) throw this.peekError('invalid number');
-      return this.number(positive, 0n);
-    }
-    if (next >= 0x31 && next <= 0x39) {
-      let significand = BigInt(next - 0x30);
-      for (;;) {
-        const c = this.peekOrNull();
-        if (c >= 0x30 && c <= 0x39) {
-          const candidate = significand * 10n + BigInt(c - 0x30);
-          if (candidate > U64_MAX) return this.longInteger(positive, significand);
-          this.eat();
-          significand = candidate;
-        } else {
-          return this.number(positive, significand);
-        }
-      }
-    }
-    throw this.error('invalid number');
-  }
-
-  number(positive, significand) {
-    const peek = this.peekOrNull();
-    if (peek === 0x2e) return this.decimal(positive, significand, 0);
-    if (peek === 0x65 || peek === 0x45) return this.exponent(positive, significand, 0);
-    return positive ? Number(significand) : -Number(significand);
-  }
-
-  decimal(positive, significand, exponentBefore) {
-    this.eat();
-    let after = 0;
-    for (;;) {
-      const c = this.peekOrNull();
-      if (!(c >= 0x30 && c <= 0x39)) break;
-      const candidate = significand * 10n + BigInt(c - 0x30);
-      if (candidate > U64_MAX) return this.decimalOverflow(positive, significand, exponentBefore + after);
-      this.eat();
-      significand = candidate;
-      after -= 1;
-    }
-    if (after === 0) {
-      if (this.peek() !== undefined) throw this.peekError('invalid number');
-      throw this.peekError('EOF while parsing a value');
-    }
-    const exponent = exponentBefore + after;
-    const peek = this.peekOrNull();
-    if (peek === 0x65 || peek === 0x45) return this.exponent(positive, significand, exponent);
-    return this.fromParts(positive, significand, exponent);
-  }
-
-  exponent(positive, significand, startingExp) {
-    this.eat();
-    let positiveExp = true;
-    const sign = this.peekOrNull();
-    if (sign === 0x2b) this.eat();
-    else if (sign === 0x2d) {
-      this.eat();
-      positiveExp = false;
-    }
-    const next = this.next();
-    if (next === undefined) throw this.error('EOF while parsing a value');
-    if (!(next >= 0x30 && next <= 0x39)) throw this.error('invalid number');
-    let exp = next - 0x30;
-    for (;;) {
-      const c = this.peekOrNull();
-      if (!(c >= 0x30 && c <= 0x39)) break;
-      this.eat();
-      const candidate = exp * 10 + (c - 0x30);
-      if (candidate > I32_MAX) return this.exponentOverflow(positive, significand === 0n, positiveExp);
-      exp = candidate;
-    }
-    const saturate = (n) => Math.max(-(2 ** 31), Math.min(I32_MAX, n));
-    const finalExp = saturate(positiveExp ? startingExp + exp : startingExp - exp);
-    return this.fromParts(positive, significand, finalExp);
-  }
-
-  exponentOverflow(positive, zeroSignificand, positiveExp) {
-    if (!zeroSignificand && positiveExp) throw this.error('number out of range');
-    for (;;) {
-      const c = this.peekOrNull();
-      if (!(c >= 0x30 && c <= 0x39)) break;
-      this.eat();
-    }
-    return positive ? 0 : -0;
-  }
-
-  longInteger(positive, significand) {
-    let exponent = 0;
-    for (;;) {
-      const c = this.peekOrNull();
-      if (c >= 0x30 && c <= 0x39) {
-        this.eat();
-        exponent += 1;
-      } else if (c === 0x2e) {
-        return this.decimal(positive, significand, exponent);
-      } else if (c === 0x65 || c === 0x45) {
-        return this.exponent(positive, significand, exponent);
-      } else {
-        return this.fromParts(positive, significand, exponent);
-      }
-    }
-  }
-
-  decimalOverflow(positive, significand, exponent) {
-    for (;;) {
-      const c = this.peekOrNull();
-      if (!(c >= 0x30 && c <= 0x39)) break;
-      this.eat();
-    }
-    const peek = this.peekOrNull();
-    if (peek === 0x65 || peek === 0x45) return this.exponent(positive, significand, exponent);
-    return this.fromParts(positive, significand, exponent);
-  }
-
-  fromParts(positive, significand, exponent) {
-    let f = Number(significand);
-    for (;;) {
-      const pow = POW10[Math.abs(exponent)];
-      if (pow !== undefined) {
-        if (exponent >= 0) {
-          f *= pow;
-          if (!Number.isFinite(f)) throw this.error('number out of range');
-        } else {
-          f /= pow;
-        }
-        break;
-      }
-      if (f === 0) break;
-      if (exponent >= 0) throw this.error('number out of range');
-      f /= 1e308;
-      exponent += 308;
-    }
-    return positive ? f : -f;
-  }
-
-  // Strings (SliceRead::parse_str_bytes with validation, then as_str)
-
-  string() {
-    const scratch = [];
-    let start = this.index;
-    for (;;) {
-      while (this.index < this.slice.length && !isEscape(this.slice[this.index])) this.index++;
-      if (this.index === this.slice.length) throw this.error('EOF while parsing a string');
-      const b = this.slice[this.index];
-      if (b === 0x22) {
-        scratch.push(this.slice.subarray(start, this.index));
-        this.index += 1;
-        return this.asStr(Buffer.concat(scratch));
-      }
-      if (b === 0x5c) {
-        scratch.push(this.slice.subarray(start, this.index));
-        this.index += 1;
-        scratch.push(this.escape());
-        start = this.index;
-      } else {
-        this.index += 1;
-        throw this.error('control character (\\u0000-\\u001F) found while parsing a string');
-      }
-    }
-  }
-
-  asStr(bytes) {
-    const validUpTo = utf8ValidUpTo(bytes);
-    if (validUpTo === bytes.length) return bytes.toString('utf8');
-    const { line, column } = this.positionOf(this.index);
-    throw new JsonSyntaxError(
-      'invalid unicode code point',
-      line,
-      Math.max(0, column - (bytes.length - validUpTo)),
-    );
-  }
-
-  nextOrEof() {
-    const b = this.next();
-    if (b === undefined) throw this.error('EOF while parsing a string');
-    return b;
-  }
-
-  peekOrEof() {
-    const b = this.peek();
-    if (b === undefined) throw this.error('EOF while parsing a string');
-    return b;
-  }
-
-  /** One escape after its backslash, as UTF-8 bytes. */
-  escape() {
-    const ch = this.nextOrEof();
-    const simple = { 0x22: 0x22, 0x5c: 0x5c, 0x2f: 0x2f, 0x62: 0x08, 0x66: 0x0c, 0x6e: 0x0a, 0x72: 0x0d, 0x74: 0x09 };
-    if (Object.hasOwn(simple, ch)) return Buffer.from([simple[ch]]);
-    if (ch === 0x75) return this.unicodeEscape();
-    throw this.error('invalid escape');
-  }
-
-  hexEscape() {
-    if (this.slice.length - this.index < 4) {
-      this.index = this.slice.length;
-      throw this.error('EOF while parsing a string');
-    }
-    const text = this.slice.subarray(this.index, this.index + 4);
-    this.index += 4;
-    let value = 0;
-    for (const byte of text) {
-      const digit = hexValue(byte);
-      if (digit < 0) throw this.error('invalid escape');
-      value = value * 16 + digit;
-    }
-    return value;
-  }
-
-  unicodeEscape() {
-    const n = this.hexEscape();
-    if (n >= 0xdc00 && n <= 0xdfff) throw this.error('lone leading surrogate in hex escape');
-    if (n < 0xd800 || n > 0xdbff) return Buffer.from(String.fromCodePoint(n), 'utf8');
-    if (this.peekOrEof() !== 0x5c) {
-      this.eat();
-      throw this.error('unexpected end of hex escape');
-    }
-    this.eat();
-    if (this.peekOrEof() !== 0x75) {
-      this.eat();
-      throw this.error('unexpected end of hex escape');
-    }
-    this.eat();
-    const n2 = this.hexEscape();
-    if (n2 < 0xdc00 || n2 > 0xdfff) throw this.error('lone leading surrogate in hex escape');
-    const code = (((n - 0xd800) << 10) | (n2 - 0xdc00)) + 0x10000;
-    return Buffer.from(String.fromCodePoint(code), 'utf8');
-  }
-}
-
-function isEscape(byte) {
-  return byte === 0x22 || byte === 0x5c || byte < 0x20;
-}
-
-/** How many leading bytes of `bytes` are valid UTF-8 (Rust's `Utf8Error::valid_up_to`). */
-function utf8ValidUpTo(bytes) {
-  let i = 0;
-  while (i < bytes.length) {
-    const b = bytes[i];
-    let width;
-    let lo = 0x80;
-    let hi = 0xbf;
-    if (b < 0x80) width = 1;
-    else if (b >= 0xc2 && b <= 0xdf) width = 2;
-    else if (b >= 0xe0 && b <= 0xef) {
-      width = 3;
-      if (b === 0xe0) lo = 0xa0;
-      if (b === 0xed) hi = 0x9f;
-    } else if (b >= 0xf0 && b <= 0xf4) {
-      width = 4;
-      if (b === 0xf0) lo = 0x90;
-      if (b === 0xf4) hi = 0x8f;
-    } else return i;
-    if (i + width > bytes.length) return i;
-    for (let k = 1; k < width; k++) {
-      const c = bytes[i + k];
-      const [min, max] = k === 1 ? [lo, hi] : [0x80, 0xbf];
-      if (c < min || c > max) return i;
-    }
-    i += width;
-  }
-  return i;
-}
-
-// ---------------------------------------------------------------------------------------
-// Backups going out (download.rs)
-
-/** The policy's view of a backup and the file opened for reading, with its length. */
-async function openBackup(context, params) {
-  const name = filenameParam(params);
-  return named(name, async () => {
-    const backup = await context.service.read(name);
-    if (context.backups === undefined) {
-      throw new ApiError('InternalError', 'the handler was not told where the backups are');
-    }
-    // The policy accepted the name; it is still checked to be one plain entry here.
-    if (name.includes('/') || name.includes('\0') || name === '.' || name === '..') {
-      throw new ApiError('BadRequest', 'not a single file name');
-    }
-    let handle;
-    try {
-      handle = await fs.promises.open(
-        path.join(context.backups, name),
-        fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW,
-      );
-    } catch (error) {
-      if (error.code === 'ENOENT') throw Object.assign(new Error('gone'), { tag: 'not-found' });
-      throw Object.assign(new Error(error.message), {
-        tag: 'io',
-        detail: `cannot open ${path.join(context.backups, name)}: ${error.message}`,
-      });
-    }
-    try {
-      const stat = await handle.stat();
-      if (!stat.isFile()) throw Object.assign(new Error('not a file'), { tag: 'not-found' });
-      return { backup, handle, length: stat.size };
-    } catch (error) {
-      await handle.close();
-      throw error;
-    }
-  });
-}
-
-/**
- * `GET /v1.0/backups/{f}`: the BackupFile with `Data`, the whole file in base64, streamed
- * with its Content-Length known up front.
- */
-async function read(context, req, res, params) {
-  const { backup, handle, length } = await openBackup(context, params);
-  try {
-    const json = toJson(wireBackupFile(backup));
-    const head = Buffer.from(`${json.slice(0, -1)},"Data":"`, 'utf8');
-    const tail = Buffer.from('"}', 'utf8');
-    const encoded = Math.ceil(length / 3) * 4;
-    res.writeHead(200, {
-      'content-type': 'application/json',
-      'content-length': head.length + encoded + tail.length,
-    });
-    if (!(await write(res, head))) return;
-    const complete = await streamFile(handle, 0, length, res, (chunk) =>
-      Buffer.from(chunk.toString('base64'), 'latin1'),
-    );
-    if (complete) res.end(tail);
-  } finally {
-    await handle.close().catch(() => {});
-  }
-}
-
-/**
- * `GET /v1.0/backups/{f}/download`: the raw file, with a single `Range` honoured.
- */
-async function download(context, req, res, params) {
-  const { backup, handle, length } = await openBackup(context, params);
-  try {
-    const range = byteRange(req.headers.range, length);
-    if (range === 'unsatisfiable') {
-      const error = new ApiError('RangeNotSatisfiable', `The backup is ${length} bytes long.`);
-      error.headers['content-range'] = `bytes */${length}`;
-      throw error;
-    }
-    const [start, end] = range === 'whole' ? [0, length] : range;
-    const headers = {
-      'content-type': 'application/octet-stream',
-      'content-length': end - start,
-      'accept-ranges': 'bytes',
-      etag: `"${backup.sha256Hash}"`,
-      'content-disposition': contentDisposition(backup.filename),
-    };
-    const status = range === 'whole' ? 200 : 206;
-    if (status === 206) headers['content-range'] = `bytes ${start}-${end - 1}/${length}`;
-    res.writeHead(status, headers);
-    if (req.method === 'HEAD') {
-      res.end();
-      return;
-    }
-    if (await streamFile(handle, start, end, res, (chunk) => chunk)) res.end();
-  } finally {
-    await handle.close().catch(() => {});
-  }
-}
-
-/** Writes `chunk`, waiting for the socket to drain; false when the client has gone. */
-function write(res, chunk) {
-  if (res.destroyed) return Promise.resolve(false);
-  if (res.write(chunk)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const done = (ok) => {
-      res.off('drain', onDrain);
-      res.off('close', onClose);
-      resolve(ok);
-    };
-    const onDrain = () => done(true);
-    const onClose = () => done(false);
-    res.on('drain', onDrain);
-    res.on('close', onClose);
-  });
-}
-
-/**
- * Streams bytes `start..end` of the open file in bounded chunks, each through `encode`;
- * true when all were sent. A file shorter than promised cuts the connection.
- */
-async function streamFile(handle, start, end, res, encode) {
-  let position = start;
-  while (position < end) {
-    const want = Math.min(end - position, STREAM_CHUNK_BYTES);
-    const chunk = Buffer.allocUnsafe(want);
-    let filled = 0;
-    while (filled < want) {
-      const { bytesRead } = await handle.read(chunk, filled, want - filled, position + filled);
-      if (bytesRead === 0) {
-        res.destroy(new Error('the backup became shorter while it was sent'));
-        return false;
-      }
-      filled += bytesRead;
-    }
-    position += want;
-    if (!(await write(res, encode(chunk)))) return false;
-  }
-  return true;
-}
-
-/** What a `Range` header asks of a file of `length` bytes (RFC 9110 section 14). */
-export function byteRange(header, length) {
-  if (typeof header !== 'string') return 'whole';
-  const trimmed = header.trim();
-  if (!trimmed.startsWith('bytes=')) return 'whole';
-  const spec = trimmed.slice('bytes='.length);
-  if (spec.includes(',')) return 'whole';
-  const dash = spec.indexOf('-');
-  if (dash < 0) return 'whole';
-  const first = spec.slice(0, dash).trim();
-  const last = spec.slice(dash + 1).trim();
-  const number = (text) => (/^[0-9]+$/.test(text) ? BigInt(text) : undefined);
-  const total = BigInt(length);
-  const min = (a, b) => (a < b ? a : b);
-  let start;
-  let end;
-  const a = number(first);
-  const b = number(last);
-  if (a === undefined && b !== undefined && first === '') {
-    if (b === 0n) return 'unsatisfiable';
-    start = total > b ? total - b : 0n;
-    end = total;
-  } else if (a !== undefined && b === undefined && last === '') {
-    start = a;
-    end = total;
-  } else if (a !== undefined && b !== undefined && b >= a) {
-    start = a;
-    end = min(b + 1n, total);
-  } else {
-    return 'whole';
-  }
-  return start < end ? [Number(start), Number(end)] : 'unsatisfiable';
-}
-
-/** `attachment; filename="..."`, with anything not plain ASCII escaped RFC 5987-style. */
-export function contentDisposition(name) {
-  const plain = [...name].every(
-    (c) => (c >= '!' && c <= '~' && c !== '"' && c !== '\\') || c === ' ',
-  );
-  if (plain) return `attachment; filename="${name}"`;
-  let encoded = '';
-  for (const byte of Buffer.from(name, 'utf8')) {
-    const c = String.fromCharCode(byte);
-    if (/[A-Za-z0-9\-._~]/.test(c)) encoded += c;
-    else encoded += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return `attachment; filename*=UTF-8''${encoded}`;
 }
