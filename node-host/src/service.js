@@ -75,8 +75,17 @@ function startWorker(options) {
     workerData: { ...options, clock },
   });
   const temporaries = new Set();
+  const running = { worker, clock: new BigInt64Array(clock), temporaries, stopped: false };
   worker.on('message', (message) => {
     if (message?.type === 'temporary') temporaries.add(message.name);
+  });
+  // A worker that fails or ends between calls is replaced at the next call (an 'error'
+  // event nobody listens to would end the caller's process).
+  worker.on('error', () => {
+    running.stopped = true;
+  });
+  worker.on('exit', () => {
+    running.stopped = true;
   });
   return new Promise((resolve, reject) => {
     const failed = (error) => {
@@ -90,7 +99,7 @@ function startWorker(options) {
         worker.off('error', onError);
         worker.off('exit', onExit);
         worker.unref();
-        resolve({ worker, clock: new BigInt64Array(clock), temporaries, ...message });
+        resolve(Object.assign(running, { component: message.component, backups: message.backups, prepared: message.prepared }));
       } else if (message?.type === 'failed') {
         failed(new BackupError(message.error.tag, message.error.detail));
       }
