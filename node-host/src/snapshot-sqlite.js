@@ -62,6 +62,9 @@ export function sleepSync(ms) {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/** What a read-only connection cannot read past: a hot journal, a WAL index to recover. */
+const NEEDS_WRITER = new Set(['SQLITE_READONLY_ROLLBACK', 'SQLITE_READONLY_RECOVERY', 'SQLITE_READONLY_CANTINIT']);
+
 /**
  * A dedicated connection to the live database at `database`; never creates one. `readonly`
  * for a copy: such a connection never checkpoints the live database's WAL when it closes.
@@ -87,6 +90,11 @@ export function connectLive(database, busyTimeoutMs, { readonly }) {
     untilNotBusy(connection, busyTimeoutMs, () => connection.pragma('schema_version'));
   } catch (error) {
     connection.close();
+    if (readonly && NEEDS_WRITER.has(error.code)) {
+      // A writer died mid-transaction (a hot journal) or the WAL index needs rebuilding:
+      // only a read-write connection puts that right, as any SQLite client does on opening.
+      return connectLive(database, busyTimeoutMs, { readonly: false });
+    }
     if (String(error.code).startsWith('SQLITE_NOTADB')) {
       throw new WitError('no-database', `${database} is not a SQLite database`);
     }

@@ -603,3 +603,32 @@ function rowCountOf(file, table) {
     db.close();
   }
 }
+
+test('take of a database whose writer died mid-transaction copies its last committed state', async (t) => {
+  const env = setup(t, { nodes: null });
+  const db = new Database(env.database);
+  db.pragma('journal_mode = DELETE');
+  db.exec(`CREATE TABLE t(x); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+           INSERT INTO t SELECT randomblob(200) FROM n`);
+  db.close();
+  // A small cache makes SQLite write changed pages into the file before the commit: killed
+  // then, the writer leaves a hot journal that only a read-write connection rolls back.
+  const writer = child(t, `
+    const db = new Database(${JSON.stringify(env.database)});
+    db.pragma('cache_size = 5');
+    db.exec('BEGIN');
+    db.exec('UPDATE t SET x = zeroblob(200)');
+    console.log('spilled');
+    setInterval(() => {}, 1000);`);
+  await writer.said('spilled');
+  writer.proc.kill('SIGKILL');
+  await once(writer.proc, 'exit');
+  assert.ok(fs.existsSync(`${env.database}-journal`), 'a hot journal');
+  const taken = env.snapshot.take();
+  const copy = path.join(env.backups, taken.name);
+  assert.equal(integrity(copy), 'ok');
+  const check = new Database(copy, { readonly: true });
+  assert.equal(check.prepare('SELECT count(*) FROM t WHERE x = zeroblob(200)').pluck().get(), 0, 'nothing of the unfinished transaction');
+  assert.equal(check.prepare('SELECT count(*) FROM t').pluck().get(), 5000);
+  check.close();
+});
