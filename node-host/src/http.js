@@ -237,6 +237,8 @@ export function createHandler(service, options = {}) {
     backups: options.backups ?? service.backups ?? service.options?.backups,
     database: options.database ?? service.database ?? service.options?.database,
   };
+  // The backup directory as it is now, so that /health can tell it was replaced.
+  context.backupsIdentity = identity(context.backups);
 
   return function litegraphBackups(req, res, next) {
     const started = process.hrtime.bigint();
@@ -312,7 +314,14 @@ async function health(context, req, res) {
   let inPlace = true;
   if (backups !== undefined) {
     try {
-      if (!fs.statSync(backups).isDirectory()) {
+      const now = fs.statSync(backups);
+      const then = context.backupsIdentity;
+      if (then && (now.dev !== then.dev || now.ino !== then.ino)) {
+        problems.push(
+          `the backup directory ${backups} was moved or replaced while in use; restart to use the directory now at that path`,
+        );
+        inPlace = false;
+      } else if (!now.isDirectory()) {
         problems.push(`the backup directory ${backups} is not a directory`);
         inPlace = false;
       }
@@ -363,6 +372,16 @@ async function health(context, req, res) {
   } else {
     // serde_json's `json!` keeps keys sorted: Problems before Status.
     send(req, res, 503, toJson({ Problems: problems, Status: 'Degraded' }));
+  }
+}
+
+/** A path's device and inode, or undefined. */
+function identity(file) {
+  try {
+    const { dev, ino } = fs.statSync(file);
+    return { dev, ino };
+  } catch {
+    return undefined;
   }
 }
 

@@ -125,7 +125,7 @@ function script() {
   add('GET', '/health', none);
   add('GET', '/v1.0/backups');
   // Auth, on a read route and a changing one.
-  for (const authorization of [null, 'Bearer wrong', 'bearer litegraphadmin', 'BEARER litegraphadmin', 'Bearer  litegraphadmin', 'Bearer litegraphadmin ', 'Basic bGl0ZWdyYXBoYWRtaW4=', 'litegraphadmin', 'Bearer', `Bearer ${'x'.repeat(1000)}`]) {
+  for (const authorization of [null, 'Bearer litegraphadmin\u00e9', 'Bearer wrong', 'bearer litegraphadmin', 'BEARER litegraphadmin', 'Bearer  litegraphadmin', 'Bearer litegraphadmin ', 'Basic bGl0ZWdyYXBoYWRtaW4=', 'litegraphadmin', 'Bearer', `Bearer ${'x'.repeat(1000)}`]) {
     add('GET', '/v1.0/backups', { authorization });
     add('POST', '/v1.0/backups', { authorization, body: '{"Filename":"refused.db"}' });
     add('HEAD', '/v1.0/backups/refused.db', { authorization });
@@ -180,6 +180,12 @@ function script() {
   for (const uri of ['/', '/v1.0', '/v1.0/backup', '/v2.0/backups', '/V1.0/backups', '/v1.0/backups/', '//v1.0/backups', '/v1.0/backups/a/b', '/v1.0/backups/handmade.db/', '/health/', '/v1.0/backups/handmade.db/download/x']) {
     add('GET', uri);
   }
+  for (const uri of ['/v1.0/%62ackups', '/v1.0/backups?', '/v1.0/backups?incldata&x=%ff', '/v1.0/backups/handmade.db?', '/v1.0/backups/handmade.db/download?x=1', '/v1.0/backups/%68andmade.db', '/v1.0/backups/handmade.db#frag']) {
+    add('GET', uri);
+  }
+  for (const uri of ['/v1.0/backups', '/health', '/nothing', '/v1.0/backups/handmade.db/verify', '/v1.0/backups/missing.db/download']) {
+    add('HEAD', uri);
+  }
   for (const [method, uri] of [['PUT', '/v1.0/backups'], ['DELETE', '/v1.0/backups'], ['PATCH', '/v1.0/backups'], ['OPTIONS', '/v1.0/backups'], ['POST', '/v1.0/backups/x.db'], ['PUT', '/v1.0/backups/x.db'], ['GET', '/v1.0/backups/x.db/verify'], ['DELETE', '/v1.0/backups/x.db/download'], ['POST', '/health']]) {
     add(method, uri);
     add(method, uri, none);
@@ -210,6 +216,21 @@ function script() {
   add('POST', '/v1.0/backups', { body: '{"Filename":"gone.db"}' });
   add('POST', '/v1.0/backups/handmade.db/restore');
   add('GET', '/v1.0/backups/handmade.db/download', { headers: { range: 'bytes=0-15' } });
+  // The backup directory moved away while the servers run.
+  steps.push({ action: (places) => ['rust', 'node'].forEach((h) => fs.renameSync(places[h].backups, `${places[h].backups}.moved`)) });
+  add('GET', '/health', none);
+  add('GET', '/v1.0/backups');
+  add('HEAD', '/v1.0/backups/handmade.db');
+  add('GET', '/v1.0/backups/handmade.db');
+  add('POST', '/v1.0/backups', { body: '{"Filename":"nowhere.db"}' });
+  // Another directory put in its place, then the right one back.
+  steps.push({ action: (places) => ['rust', 'node'].forEach((h) => fs.mkdirSync(places[h].backups)) });
+  add('GET', '/health', none);
+  add('GET', '/v1.0/backups');
+  add('POST', '/v1.0/backups', { body: '{"Filename":"elsewhere.db"}' });
+  steps.push({ action: (places) => ['rust', 'node'].forEach((h) => fs.rmSync(places[h].backups, { recursive: true })) });
+  steps.push({ action: (places) => ['rust', 'node'].forEach((h) => fs.renameSync(`${places[h].backups}.moved`, places[h].backups)) });
+  add('GET', '/health', none);
   // The Rust server's routes this handler does not serve.
   const absent = 'the Rust server has it; the Node handler does not (the service has no prune, schedule or metrics)';
   add('GET', '/metrics', { known: absent });
@@ -256,6 +277,7 @@ function copyHandmade(places) {
 function normalise(reply, { backups, made, root }) {
   const headers = {};
   for (const name of HEADERS) if (reply.headers[name] !== undefined) headers[name] = reply.headers[name];
+  if (reply.method === 'HEAD') headers['content-length'] = reply.headers['content-length'];
   if (headers.etag && made.has(reply.etagName)) headers.etag = '<own digest>';
   let body = reply.text;
   if (/^application\/json/.test(reply.headers['content-type'] ?? '') && reply.text !== '') {
@@ -347,6 +369,7 @@ test('one script through the Rust server and the Node handler: the same answers'
       if (step.authorization !== undefined) options.authorization = step.authorization ?? undefined;
       if (step.body !== undefined) options.body = step.body;
       const reply = await request(host.port, step.method, step.path, options);
+      reply.method = step.method;
       recordMade(reply, host.made);
       const match = /^\/v1\.0\/backups\/([^/?]+)\/download/.exec(step.path);
       reply.etagName = match ? safeDecode(match[1]) : undefined;
