@@ -17,23 +17,28 @@ fn disk_full_during_create_is_a_clear_error_and_leaves_nothing_behind() {
     let earlier = file_sha256(&deployment.backup("earlier.db")).expect("hash");
     let entries = deployment.backup_dir_entries();
 
-    // RLIMIT_FSIZE below the database's size: the copy's writes fail with EFBIG (SIGXFSZ
-    // ignored, as a full disk fails them with ENOSPC), well after the copy has begun.
+    // RLIMIT_FSIZE below the database's size: the copy's writes fail with EFBIG, as a full
+    // disk fails them with ENOSPC, well after the copy has begun. SIGXFSZ is left as it
+    // comes (its default action kills): the CLI must catch it and report the failed write
+    // (regression: it died with status 153 and said nothing).
     let limit_kib = fs::metadata(&deployment.database).expect("stat").len() / 1024 / 2;
     let script = format!(
-        "trap '' XFSZ; ulimit -f {limit_kib}; exec \"$0\" --database \"$1\" --backups \"$2\" create full.db"
+        "ulimit -f {limit_kib}; exec \"$0\" --database \"$1\" --backups \"$2\" create full.db"
     );
-    let output = Command::new("bash")
-        .env(
-            "LITEGRAPH_COMPILE_CACHE",
-            crate::support::shared_compile_cache(),
-        )
-        .args(["-c", &script])
-        .arg(cli_binary())
-        .arg(&deployment.database)
-        .arg(&deployment.backups)
-        .output()
-        .expect("run under a file size limit");
+    let create_under_limit = |backups: &std::path::Path| {
+        Command::new("bash")
+            .env(
+                "LITEGRAPH_COMPILE_CACHE",
+                crate::support::shared_compile_cache(),
+            )
+            .args(["-c", &script])
+            .arg(cli_binary())
+            .arg(&deployment.database)
+            .arg(backups)
+            .output()
+            .expect("run under a file size limit")
+    };
+    let output = create_under_limit(&deployment.backups);
 
     assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
     let message = stderr(&output);
@@ -58,6 +63,13 @@ fn disk_full_during_create_is_a_clear_error_and_leaves_nothing_behind() {
         file_sha256(&deployment.backup("earlier.db")).expect("hash"),
         earlier
     );
+
+    // Into directories the command makes: they go again, operation lock and all
+    // (regression: `.lgb-operation.lock` kept the whole chain).
+    let fresh = deployment.root.path().join("new");
+    let output = create_under_limit(&fresh.join("nested").join("backups"));
+    assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
+    assert!(!fresh.exists(), "the directories it made are gone");
 }
 
 #[test]

@@ -59,9 +59,11 @@ fn create(config: &Config, name: Option<&str>, out: &mut impl Write) -> anyhow::
         Err(e) => {
             // A refused create leaves nothing behind, not even the directories it made;
             // `remove_dir` only removes one while it is empty (once the status record of
-            // the failure, which no one would read there, is gone).
+            // the failure, which no one would read there, and the operation's lock file,
+            // released with the operation, are gone).
             for made in made_directories.iter().rev() {
                 crate::monitor::status::forget(made);
+                crate::store::forget_operation_lock(made);
                 let _ = std::fs::remove_dir(made);
             }
             return Err(e);

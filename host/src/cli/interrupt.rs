@@ -2,7 +2,8 @@
 //! temporary file (a half-written copy, possibly gigabytes) left in the backup directory, or
 //! a drill's scratch copy in TMPDIR, since no destructor runs when a signal ends a process.
 //! Instead a watcher removes the temporaries and scratch directories this process holds,
-//! says what state things are in, and exits 128 + the signal.
+//! says what state things are in, and exits 128 + the signal. SIGXFSZ (a write past
+//! `ulimit -f`) is caught too, so that the write fails with an error instead.
 
 use std::sync::mpsc;
 
@@ -24,8 +25,13 @@ pub fn remove_temporaries_on_interrupt(
         .spawn(move || {
             runtime.block_on(async move {
                 let handlers = signal(SignalKind::interrupt())
-                    .and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
-                let (mut interrupt, mut terminate) = match handlers {
+                    .and_then(|i| Ok((i, signal(SignalKind::terminate())?)))
+                    // A write past the file size limit (`ulimit -f`) would kill the process
+                    // with SIGXFSZ, silently, its temporary left behind: with a handler in
+                    // place the write fails with EFBIG instead, and the copy's error says
+                    // what happened (found by the operator review).
+                    .and_then(|(i, t)| Ok((i, t, signal(SignalKind::from_raw(libc::SIGXFSZ))?)));
+                let (mut interrupt, mut terminate, _file_size_limit) = match handlers {
                     Ok(handlers) => {
                         let _ = ready.send(Ok(()));
                         handlers

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -239,11 +239,11 @@ impl SnapshotCtx {
     /// One create or restore at a time, across threads and processes: the operation holds
     /// the backup directory's operation lock from its first `take` or `restore` until it
     /// ends. Another waits up to the busy timeout, then gets `busy`.
-    fn hold_exclusive(&mut self) -> Result<(), Error> {
+    fn hold_exclusive(&mut self, deadline: Instant) -> Result<(), Error> {
         if self.exclusive.is_none() {
             let lock = self
                 .backups
-                .operation_lock(self.database.busy_timeout)
+                .operation_lock(deadline.saturating_duration_since(Instant::now()))
                 .map_err(|e| {
                     Error::Io(format!(
                         "cannot take the operation lock in {}: {e}",
@@ -284,9 +284,14 @@ impl SnapshotCtx {
             .ok()
             .and_then(|()| pages::Layout::of_header(&header))
             .ok_or_else(|| Error::Corrupt(format!("{backup} is not a SQLite database")))?;
+        // One wait in all, not one per lock: the busy timeout bounds the whole preparation.
+        let deadline = Instant::now() + self.database.busy_timeout;
         let live = self.database.connect()?;
-        self.hold_exclusive()?;
-        pages::begin_write(&live, self.database.busy_timeout)?;
+        self.hold_exclusive(deadline)?;
+        pages::begin_write(&live, deadline.saturating_duration_since(Instant::now()))?;
+        // The commit, later, waits for readers on its own (rollback journal).
+        live.busy_timeout(self.database.busy_timeout)
+            .map_err(sqlite_error)?;
         let header = pages::live_header(&live)?;
         if let Some(why) = backup_layout.mismatch(&header.layout) {
             return Err(Error::NotPermitted(why));
@@ -328,9 +333,15 @@ impl snapshot::Host for SnapshotCtx {
     fn take(&mut self) -> Result<SnapshotFile, Error> {
         self.budget.snapshot()?;
         self.backups.in_place()?;
+        // One wait in all, not one per lock (the operation lock, the connection's first
+        // read, the transaction's): the busy timeout bounds the snapshot's waiting.
+        let deadline = Instant::now() + self.database.busy_timeout;
         // Connect first: without a database, nothing at all is created.
         let source = self.database.connect()?;
-        self.hold_exclusive()?;
+        self.hold_exclusive(deadline)?;
+        source
+            .busy_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(sqlite_error)?;
         let (backups, monitor) = (Arc::clone(&self.backups), self.monitor.clone());
         let temporary = self.temporary()?;
         // One read transaction: every page comes from the same commit. It ends as soon as

@@ -237,6 +237,12 @@ impl BackupDir {
     }
 }
 
+/// Removes the operation lock file of a directory that this process made and is giving
+/// up (a failed create leaves nothing behind); the operation that held it has ended.
+pub fn forget_operation_lock(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(OPERATION_LOCK));
+}
+
 /// The right to copy or change the live database, held by one operation at a time (an
 /// exclusive `flock` on `.lgb-operation.lock`, released when dropped or when its process
 /// dies).
