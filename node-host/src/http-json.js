@@ -3,12 +3,28 @@
 // with the same words and position (http.js puts them in the 400's Description): de.rs
 // (deserialize_any, SeqAccess, MapAccess, parse_* and end_*) and read.rs (SliceRead).
 // Objects come out as null-prototype objects (the last of duplicate keys wins, as in
-// serde_json's Map); numbers as JavaScript numbers (only their syntax matters here).
+// serde_json's Map); numbers as JsonNumber, integer or float as serde_json tells them.
 
 export class JsonSyntaxError extends Error {
   constructor(message, line, column) {
     super(`${message} at line ${line} column ${column}`);
     this.name = 'JsonSyntaxError';
+  }
+}
+
+/**
+ * A number as serde_json's Value holds it: `unsigned` (a u64, as a BigInt), `signed` (a
+ * negative i64, as a BigInt) or `float` (an f64).
+ */
+export class JsonNumber {
+  constructor(kind, value) {
+    this.kind = kind;
+    this.value = value;
+  }
+
+  static of(value) {
+    if (typeof value !== 'bigint') return new JsonNumber('float', value);
+    return new JsonNumber(value < 0n ? 'signed' : 'unsigned', value);
   }
 }
 
@@ -100,7 +116,7 @@ class JsonReader {
         return false;
       case 0x2d: // -
         this.eat();
-        return this.integer(false);
+        return JsonNumber.of(this.integer(false));
       case 0x22: // "
         this.eat();
         return this.string();
@@ -109,7 +125,7 @@ class JsonReader {
       case 0x7b: // {
         return this.nested(() => this.map());
       default:
-        if (peek >= 0x30 && peek <= 0x39) return this.integer(true);
+        if (peek >= 0x30 && peek <= 0x39) return JsonNumber.of(this.integer(true));
         throw this.peekError('expected value');
     }
   }
@@ -218,7 +234,9 @@ class JsonReader {
     const peek = this.peekOrNull();
     if (peek === 0x2e) return this.decimal(positive, significand, 0);
     if (peek === 0x65 || peek === 0x45) return this.exponent(positive, significand, 0);
-    return positive ? Number(significand) : -Number(significand);
+    if (positive) return significand;
+    // serde_json: `-0` and negatives beyond i64 become floats.
+    return significand > 0n && significand <= 1n << 63n ? -significand : -Number(significand);
   }
 
   decimal(positive, significand, exponentBefore) {

@@ -157,6 +157,16 @@ export function wireDrill(d) {
   };
 }
 
+export function wirePruneDecision(d) {
+  return {
+    Backup: wireBackupFile(d.backup),
+    Keep: d.keep,
+    Reasons: d.reasons,
+    // skip_serializing_if = "Option::is_none"
+    RemovalFailed: d.removalFailed ?? undefined,
+  };
+}
+
 /**
  * JSON as serde_json writes it: no spaces, u64 exact, `undefined` properties left out.
  * Strings are escaped as JSON.stringify does, which is serde_json's escaping for every

@@ -18,9 +18,11 @@
 //   POST    /v1.0/backups/{f}/verify[?full]        admin   200 Verification            400 (bad flag, bad name), 404
 //   POST    /v1.0/backups/{f}/drill                admin   200 Drill                   400, 404
 //   POST    /v1.0/backups/{f}/restore              admin   200 Restoration             400 (fails verification...), 404
+//   POST    /v1.0/backup-retention/prune[?dryrun]  admin   200 [PruneDecision, ...]    400 (no rule, bad rules: serde's and
+//           body: retention rules, or none: the handler's `retention` option          humantime's words), 409, 503
 //
-//   Not served here (the Rust server's, which the service does not offer): GET /metrics,
-//   GET /openapi.json, GET /v1.0/backup-schedule, POST /v1.0/backup-retention/prune: 404.
+//   Not served here (the Rust server's; this host has no schedule and no metrics): GET
+//   /metrics, GET /openapi.json, GET /v1.0/backup-schedule: 404.
 //
 // - Every answer is `Content-Type: application/json` (the raw download `application/octet-
 //   stream`); an empty 200 (HEAD exists, DELETE) carries that type too, as LiteGraph's do.
@@ -74,14 +76,16 @@
 // (`req.body` as a Buffer or string) is used as it is.
 //
 // The answers' shapes live in http-wire.js (errors.rs, wire.rs), the streams in
-// http-download.js (download.rs), the create body's reader in http-json.js (serde_json's).
+// http-download.js (download.rs), the create body's reader in http-json.js (serde_json's),
+// the prune body's in http-retention.js (schedule.rs, serde's and humantime's).
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 
 import { download, read } from './http-download.js';
-import { JsonSyntaxError, hexValue, parseJson } from './http-json.js';
-import { ApiError, apiErrorFrom, named, toJson, wireBackupFile, wireDrill, wireRestoration, wireTime, wireVerification } from './http-wire.js';
+import { JsonNumber, JsonSyntaxError, hexValue, parseJson } from './http-json.js';
+import { ApiError, apiErrorFrom, named, toJson, wireBackupFile, wireDrill, wirePruneDecision, wireRestoration, wireTime, wireVerification } from './http-wire.js';
+import { requestedRules } from './http-retention.js';
 
 export { ApiError, apiErrorFrom, toJson, wireBackupFile, wireDrill, wireRestoration, wireTime, wireVerification } from './http-wire.js';
 export { JsonSyntaxError, parseJson } from './http-json.js';
@@ -110,6 +114,8 @@ const ROUTES = [
   ['POST', '/v1.0/backups/{filename}/verify', 'admin', verify],
   ['POST', '/v1.0/backups/{filename}/drill', 'admin', drill],
   ['POST', '/v1.0/backups/{filename}/restore', 'admin', restore],
+  // Not under /v1.0/backups/{filename}: a backup may be called `prune`.
+  ['POST', '/v1.0/backup-retention/prune', 'admin', prune],
 ].map(([method, pattern, access, handle]) => ({
   method,
   pattern,
@@ -215,6 +221,8 @@ function admits(adminDigest, header) {
 /**
  * A request handler for `node:http` (and Express-style servers) serving LiteGraph's backup
  * routes from `service` (createBackupService's). Options: `adminToken` (not empty),
+ * `retention` (the rules a prune without a body applies, as the service's `prune` takes
+ * them: `{ keepLast, keepDaily, ..., keepWithinSeconds, includeNamed }`),
  * `requestTimeoutMs` (a request body's deadline), `log` (a function given one line per
  * request and each fault; none by default), and `backups`/`database` (the paths, when the
  * service does not tell them: GET one and download open the backup file, /health checks
@@ -236,6 +244,7 @@ export function createHandler(service, options = {}) {
     adminDigest: crypto.createHash('sha256').update(adminToken, 'utf8').digest(),
     backups: options.backups ?? service.backups ?? service.options?.backups,
     database: options.database ?? service.database ?? service.options?.database,
+    retention: options.retention,
   };
   // The backup directory as it is now, so that /health can tell it was replaced.
   context.backupsIdentity = identity(context.backups);
@@ -440,6 +449,22 @@ async function restore(context, req, res, params) {
 }
 
 /**
+ * `POST /v1.0/backup-retention/prune[?dryrun]`: applies the rules in the body, or the
+ * handler's `retention` option when there is none; answers every backup's decision.
+ */
+async function prune(context, req, res, params, query) {
+  const dryRun = queryFlag(query, 'dryrun');
+  const body = await readBody(req, context.requestTimeoutMs);
+  const rules = requestedRules(body, context.retention);
+  const decisions = await context.service.prune(rules, dryRun);
+  const goes = decisions.filter((d) => !d.keep);
+  res[NOTE] = dryRun
+    ? `dry run, ${goes.length} to remove`
+    : `${goes.filter((d) => d.removalFailed === undefined).length} removed`;
+  sendJson(req, res, decisions.map(wirePruneDecision));
+}
+
+/**
  * A flag in the query (routes.rs `query_flag`): absent = false; present without a value =
  * true; true/1/yes or false/0/no in any case; anything else, or twice, is a bad request.
  */
@@ -553,7 +578,7 @@ export function requestedFilename(body) {
     if (!(error instanceof JsonSyntaxError)) throw error;
     throw new ApiError('BadRequest', `The request body is not valid JSON: ${error.message}`);
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof JsonNumber) {
     throw new ApiError('BadRequest', 'The request body must be a JSON object.');
   }
   if (!Object.hasOwn(value, 'Filename')) return undefined;

@@ -107,6 +107,7 @@ describe('end to end, with the real service', () => {
       ['POST', '/v1.0/backups/x.db/verify'],
       ['POST', '/v1.0/backups/x.db/drill'],
       ['POST', '/v1.0/backups/x.db/restore'],
+      ['POST', '/v1.0/backup-retention/prune'],
     ];
     const refused = [
       undefined,
@@ -469,6 +470,49 @@ describe('end to end, with the real service', () => {
     const missing = await admin(d.port, 'POST', '/v1.0/backups/none.db/restore');
     assert.equal(missing.status, 404);
     assert.equal(missing.json().Description, 'Unable to find backup with filename none.db');
+  });
+
+  test('prune applies the rules in the body, dry or not, and refuses bad rules with serde\'s words', async (t) => {
+    const d = await deployment(t);
+    for (const body of ['{"Filename":"named.db"}', '{}']) {
+      assert.equal((await admin(d.port, 'POST', '/v1.0/backups', body)).status, 200);
+    }
+    const listed = (await admin(d.port, 'GET', '/v1.0/backups')).json().map((b) => b.Filename);
+    const [, defaultName] = listed;
+    assert.match(defaultName, /^litegraph-backup-/);
+    const before = snapshotOf(d);
+    const refusals = {
+      '': 'No retention rule is configured (--keep-last, --keep-daily, ...): give the rules in the request body, e.g. {"KeepLast": 7}.',
+      '{"KeepLast":-1}': 'The request body is not a set of retention rules: invalid value: integer `-1`, expected u32',
+      '{"KeepLast":1e3}': 'The request body is not a set of retention rules: invalid type: floating point `1000.0`, expected u32',
+      '{"Keep":1}': 'The request body is not a set of retention rules: unknown field `Keep`, expected one of `KeepLast`, `KeepHourly`, `KeepDaily`, `KeepWeekly`, `KeepMonthly`, `KeepYearly`, `KeepWithin`, `IncludeNamed`',
+      '{"KeepWithin":"5"}': 'KeepWithin "5": time unit needed, for example 5sec or 5ms (write a duration with its unit, e.g. 30d)',
+      '{"KeepWithin":"1.h"}': 'KeepWithin "1.h": invalid character at 1 (write a duration with its unit, e.g. 30d)',
+      '[]': 'The request body is not a set of retention rules: a JSON object was expected',
+    };
+    for (const [body, description] of Object.entries(refusals)) {
+      const reply = await admin(d.port, 'POST', '/v1.0/backup-retention/prune', body);
+      assert.equal(reply.status, 400, body);
+      assert.equal(reply.json().Description, description, body);
+    }
+    const empty = await admin(d.port, 'POST', '/v1.0/backup-retention/prune', '{"KeepLast":0}');
+    assert.equal(empty.status, 400, 'a rule of 0 is no rule (the policy refuses)');
+    const dry = await admin(d.port, 'POST', '/v1.0/backup-retention/prune?dryrun', '{"KeepWithin":"0s","KeepLast":1}');
+    assert.equal(dry.status, 200, dry.text);
+    const decisions = dry.json();
+    assert.deepEqual(Object.keys(decisions[0]), ['Backup', 'Keep', 'Reasons']);
+    assert.deepEqual(snapshotOf(d), before, 'a dry run removes nothing');
+    // Without IncludeNamed, a name a person chose is never subject to the rules.
+    let pruned = await admin(d.port, 'POST', '/v1.0/backup-retention/prune', '{"KeepLast":1}');
+    assert.equal(pruned.status, 200, pruned.text);
+    assert.deepEqual(pruned.json().filter((decision) => !decision.Keep), []);
+    assert.deepEqual(snapshotOf(d), before);
+    // With it, the older of the two goes (the newest is always kept) and the answer says so.
+    pruned = await admin(d.port, 'POST', '/v1.0/backup-retention/prune', '{"KeepLast":1,"IncludeNamed":true}');
+    assert.equal(pruned.status, 200, pruned.text);
+    const verdicts = Object.fromEntries(pruned.json().map((decision) => [decision.Backup.Filename, decision.Keep]));
+    assert.deepEqual(verdicts, { 'named.db': false, [defaultName]: true });
+    assert.deepEqual(fs.readdirSync(d.backups).filter((name) => !name.startsWith('.')), [defaultName]);
   });
 
   test('a missing database is a 503 that says what to fix', async (t) => {
