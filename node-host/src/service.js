@@ -193,6 +193,11 @@ class BackupService {
   }
 
   #call(method, args) {
+    const name = args[0];
+    const optional = method === 'create' || method === 'drill';
+    if (method !== 'list' && method !== 'prune' && typeof name !== 'string' && !(optional && name === undefined)) {
+      return Promise.reject(new TypeError(`${method} takes a backup name (a string)${optional ? ' or nothing' : ''}`));
+    }
     if (this.#closed) return Promise.reject(new BackupError('host', 'the backup service is closed'));
     const answer = this.#queue.then(() => this.#run(method, args));
     // The queue goes on whatever this call's answer.

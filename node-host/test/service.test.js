@@ -162,6 +162,14 @@ describe('names and links', () => {
     assert.deepEqual(tree(w.root), before);
   });
 
+  test('a name that is not a string is the caller\'s TypeError, and nothing changes on disk', async () => {
+    const before = tree(w.root);
+    for (const call of [() => service.read(), () => service.exists(5), () => service.delete(null), () => service.create(7)]) {
+      await assert.rejects(call(), TypeError);
+    }
+    assert.deepEqual(tree(w.root), before);
+  });
+
   test('a link in the backup directory is neither listed nor read nor followed nor removed', async () => {
     const before = tree(w.root);
     assert.deepEqual((await service.list()).map((b) => b.filename), ['real.db']);
