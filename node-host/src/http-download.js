@@ -25,6 +25,16 @@ async function openBackup(context, name) {
     if (name.includes('/') || name.includes('\0') || name === '.' || name === '..') {
       throw new ApiError('BadRequest', 'not a single file name');
     }
+    // Node has no openat: the file is reached by path under the directory's path, so that
+    // path must still name the directory the service opened (store.rs `check_in_place`).
+    const dir = await fs.promises.stat(context.backups).catch(() => undefined);
+    const then = context.backupsIdentity;
+    if (then && (!dir || dir.dev !== then.dev || dir.ino !== then.ino)) {
+      const detail = dir
+        ? `the backup directory ${context.backups} was moved or replaced while in use; restart to use the directory now at that path`
+        : `the backup directory ${context.backups} was moved or deleted while in use; put it back or restart`;
+      throw Object.assign(new Error(detail), { tag: 'io', detail });
+    }
     let handle;
     try {
       handle = await fs.promises.open(

@@ -265,6 +265,21 @@ describe('end to end, with the real service', () => {
     assert.deepEqual(snapshotOf(d), before);
   });
 
+  test('concurrent creates: one name is made once, the others are conflicts; distinct names all made', async (t) => {
+    const d = await deployment(t);
+    const same = await Promise.all(
+      Array.from({ length: 6 }, () => admin(d.port, 'POST', '/v1.0/backups', '{"Filename":"race.db"}')),
+    );
+    assert.deepEqual(same.map((r) => r.status).sort(), [200, 409, 409, 409, 409, 409]);
+    const distinct = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => admin(d.port, 'POST', '/v1.0/backups', `{"Filename":"n${i}.db"}`)),
+    );
+    assert.deepEqual(distinct.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
+    const listed = (await admin(d.port, 'GET', '/v1.0/backups')).json().map((b) => b.Filename).sort();
+    assert.deepEqual(listed, ['n0.db', 'n1.db', 'n2.db', 'n3.db', 'n4.db', 'n5.db', 'race.db']);
+    for (const name of listed) assert.equal(integrity(path.join(d.backups, name), false), 'ok', name);
+  });
+
   test('read, exists and delete answer like LiteGraph', async (t) => {
     const d = await deployment(t);
     assert.equal((await admin(d.port, 'POST', '/v1.0/backups', '{"Filename":"x.db"}')).status, 200);
