@@ -55,9 +55,12 @@ async function startRust(t, { database, backups }) {
     ['--database', database, '--backups', backups, '--busy-timeout-ms', String(BUSY_TIMEOUT_MS), '--no-color', 'serve', '--listen', '127.0.0.1:0'],
     { env: { ...env, LITEGRAPH_COMPILE_CACHE: COMPILE_CACHE }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', (error) => resolve({ code: `not started: ${error.message} (build it with \`cargo build -p litegraph-backup\` or set LITEGRAPH_BACKUP_BIN)` }));
+  });
   t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
   });
   let log = '';
