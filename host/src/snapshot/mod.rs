@@ -72,14 +72,26 @@ impl LiveDatabase {
     }
 
     /// The copy of a snapshot alone, without its digests: every page as one read
-    /// transaction sees it, written to the new file `destination` and flushed. What the
-    /// benchmarks weigh a whole snapshot against; a backup is made by `create`.
+    /// transaction sees it, written to the new file `destination`, flushed as it grows and
+    /// at the end, as a snapshot is. What the benchmarks weigh a whole snapshot against; a
+    /// backup is made by `create`.
     pub fn copy_pages_only(&self, destination: &Path) -> Result<(), Error> {
         let source = self.connect()?;
         source.execute_batch("BEGIN").map_err(sqlite_error)?;
         let file = std::fs::File::create_new(destination)
             .map_err(|e| Error::Io(format!("cannot create {}: {e}", destination.display())))?;
-        pass::write_pages_only(&source, &file)?;
+        std::thread::scope(|scope| {
+            let (stop, stopped) = std::sync::mpsc::channel::<()>();
+            let file = &file;
+            scope.spawn(move || {
+                let progress = crate::monitor::progress::NoProgress;
+                let pass = Pass::start(&progress, "copying", 0);
+                crate::store::flush_while_growing(file, &stopped, &pass);
+            });
+            let copied = pass::write_pages_only(&source, file);
+            drop(stop);
+            copied
+        })?;
         source.execute_batch("COMMIT").map_err(sqlite_error)?;
         file.sync_all()
             .map_err(|e| Error::Io(format!("cannot flush {}: {e}", destination.display())))

@@ -24,7 +24,7 @@ mod temporaries;
 use live_database::LiveDatabaseFiles;
 pub use temporaries::remove_live_temporaries;
 use temporaries::{INTERRUPTED, is_temporary_name, remember_published};
-pub(crate) use temporaries::{Temporary, published_as};
+pub(crate) use temporaries::{Temporary, flush_while_growing, published_as};
 
 /// The most `read` returns and `write` accepts: sidecar metadata, never a backup.
 pub const SMALL_FILE_BYTES: u64 = 64 * 1024;

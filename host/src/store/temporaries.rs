@@ -225,17 +225,26 @@ impl Temporary {
     /// processes' fsyncs (a LiteGraph commit) never queue behind a whole database's worth of
     /// dirty pages. The length seen is the `writing` pass's progress.
     pub(crate) fn flush_while_written(&self, stop: &mpsc::Receiver<()>, writing: &Pass<'_>) {
-        let mut flushed = 0;
-        while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(FLUSH_POLL) {
-            let Ok(length) = self.file.metadata().map(|m| m.len()) else {
-                return;
-            };
-            writing.update(length);
-            if length >= flushed + FLUSH_STEP {
-                // A failure here resurfaces in the final, checked flush.
-                let _ = self.file.sync_data();
-                flushed = length;
-            }
+        flush_while_growing(&self.file, stop, writing);
+    }
+}
+
+/// [`Temporary::flush_while_written`] for any file being written.
+pub(crate) fn flush_while_growing(
+    file: &std::fs::File,
+    stop: &mpsc::Receiver<()>,
+    writing: &Pass<'_>,
+) {
+    let mut flushed = 0;
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(FLUSH_POLL) {
+        let Ok(length) = file.metadata().map(|m| m.len()) else {
+            return;
+        };
+        writing.update(length);
+        if length >= flushed + FLUSH_STEP {
+            // A failure here resurfaces in the final, checked flush.
+            let _ = file.sync_data();
+            flushed = length;
         }
     }
 }
