@@ -384,8 +384,262 @@ fn config_shows_where_the_compiled_policy_is_kept() {
         ),
         "(off) env LITEGRAPH_NO_COMPILE_CACHE"
     );
+    assert_eq!(
+        shown(
+            deployment
+                .cli()
+                .env_remove("LITEGRAPH_COMPILE_CACHE")
+                .env_remove("HOME")
+                .env_remove("XDG_CACHE_HOME")
+        ),
+        "(off) default",
+        "no home, no cache"
+    );
     assert!(
         everything(cache.path()).is_empty(),
         "config compiles nothing"
     );
+}
+
+/// The compiled code of an entry (a zstd frame around an ELF image): `damage` applied to
+/// its `.text`, compressed again by the standard `zstd` tool. wasmtime's own checks (format,
+/// version, settings) still pass: only the code differs.
+fn damage_machine_code(entry: &Path, damage: impl FnOnce(&mut [u8])) {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let image = scratch.path().join("image");
+    let decompressed = crate::support::s3::zstd_decompress(entry, &image);
+    assert!(decompressed.status.success(), "{}", stderr(&decompressed));
+    let mut bytes = fs::read(&image).expect("read the image");
+    let elf = bytes
+        .windows(4)
+        .position(|w| w == b"\x7fELF")
+        .expect("an ELF image");
+    let (offset, size) = elf_section(&bytes[elf..], b".text").expect("a .text section");
+    damage(&mut bytes[elf + offset..elf + offset + size]);
+    fs::write(&image, &bytes).expect("write the damaged image");
+    let compressed = Command::new("zstd")
+        .args(["-q", "-f"])
+        .arg(&image)
+        .arg("-o")
+        .arg(entry)
+        .output()
+        .expect("run zstd");
+    assert!(compressed.status.success(), "{}", stderr(&compressed));
+}
+
+/// Where the section `name` of a little-endian ELF64 image is: its offset and size.
+fn elf_section(elf: &[u8], name: &[u8]) -> Option<(usize, usize)> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(elf.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?));
+    let u64_at =
+        |at: usize| usize::try_from(u64::from_le_bytes(elf.get(at..at + 8)?.try_into().ok()?)).ok();
+    let headers = u64_at(0x28)?;
+    let header_size = usize::from(u16_at(0x3A)?);
+    let count = usize::from(u16_at(0x3C)?);
+    let names = headers + usize::from(u16_at(0x3E)?) * header_size;
+    let names_offset = u64_at(names + 24)?;
+    (0..count).find_map(|i| {
+        let header = headers + i * header_size;
+        let start = names_offset + usize::try_from(u32_at(header)?).ok()?;
+        let found = elf.get(start..start + name.len() + 1)?;
+        (found[..name.len()] == *name && found[name.len()] == 0)
+            .then(|| Some((u64_at(header + 24)?, u64_at(header + 32)?)))
+            .flatten()
+    })
+}
+
+#[test]
+fn damaged_machine_code_that_still_decompresses_is_compiled_again() {
+    let deployment = deployment();
+    let cache = tempfile::tempdir().expect("scratch");
+    let answer = stdout(&succeeds(cli(&deployment, cache.path()).args(LIST)));
+    let filled = entries(cache.path());
+    let [(entry, original)] = &filled.iter().collect::<Vec<_>>()[..] else {
+        panic!("one entry: {:?}", filled.keys());
+    };
+
+    // Bit rot in the code: every instruction `ud2`. Loaded, it would crash every run.
+    damage_machine_code(entry, |text| {
+        for pair in text.chunks_exact_mut(2) {
+            pair.copy_from_slice(&[0x0f, 0x0b]);
+        }
+    });
+    assert_ne!(fs::read(entry).expect("read"), original.bytes);
+    let output = succeeds(cli(&deployment, cache.path()).args(LIST));
+    assert_eq!(stdout(&output), answer);
+    let log = stderr(&output);
+    assert!(log.contains("(damaged): removed"), "{log}");
+    assert!(log.contains("compiled and kept in"), "{log}");
+    assert_eq!(
+        fs::read(entry).expect("the entry, written again"),
+        original.bytes,
+        "repaired"
+    );
+    let loaded = succeeds(cli(&deployment, cache.path()).args(LIST));
+    assert_eq!(stdout(&loaded), answer);
+    assert!(
+        stderr(&loaded).contains("loaded from"),
+        "{}",
+        stderr(&loaded)
+    );
+
+    // An entry the manifest does not record (a cache from before it, or a lost manifest)
+    // is not trusted either.
+    fs::remove_file(cache.path().join("wasmtime.sha256")).expect("remove the manifest");
+    let output = succeeds(cli(&deployment, cache.path()).args(LIST));
+    assert_eq!(stdout(&output), answer);
+    assert!(
+        stderr(&output).contains("compiled and kept in"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(cache.path().join("wasmtime.sha256").exists());
+}
+
+#[test]
+fn the_default_cache_is_not_made_without_an_existing_home() {
+    let deployment = deployment();
+    let answer = uncached_answer(&deployment);
+    let scratch = tempfile::tempdir().expect("scratch");
+    let missing = scratch.path().join("nonexistent");
+    let run = |home: &Path, xdg: Option<&Path>| {
+        let mut command = deployment.cli();
+        command
+            .env_remove("LITEGRAPH_COMPILE_CACHE")
+            .env("HOME", home)
+            .env_remove("XDG_CACHE_HOME")
+            .args(["--log", "litegraph_backup::runtime=debug"]);
+        if let Some(xdg) = xdg {
+            command.env("XDG_CACHE_HOME", xdg);
+        }
+        let output = succeeds(command.args(LIST));
+        assert_eq!(stdout(&output), answer);
+        stderr(&output)
+    };
+    let log = run(&missing.join("x"), None);
+    assert!(log.contains("is not a directory"), "{log}");
+    let log = run(scratch.path(), Some(&missing.join("cache")));
+    assert!(log.contains("is not a directory"), "{log}");
+    assert!(
+        everything(scratch.path()).is_empty(),
+        "neither the home nor the XDG cache directory is made: {:?}",
+        everything(scratch.path())
+    );
+}
+
+#[test]
+fn entries_beyond_the_limits_are_pruned_in_the_run_that_compiles() {
+    use sha2::{Digest, Sha256};
+    let deployment = deployment();
+    let cache = tempfile::tempdir().expect("scratch");
+    succeeds(cli(&deployment, cache.path()).args(LIST));
+    let [policy] = &entries(cache.path()).into_keys().collect::<Vec<_>>()[..] else {
+        panic!("one entry");
+    };
+    fs::remove_file(policy).expect("remove it, so that the next run compiles");
+
+    // 70 entries of other versions, recorded as wasmtime's, written 1 to 70 hours ago, and
+    // the lock of a clean-up an exit cut off.
+    let managed = cache.path().join("wasmtime");
+    let other = managed.join("modules/wasmtime-0");
+    fs::create_dir_all(&other).expect("mkdir");
+    let mut manifest = String::new();
+    for i in 1..=70u64 {
+        let name = format!("old{i:02}");
+        let path = other.join(&name);
+        fs::write(&path, name.as_bytes()).expect("write");
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(SystemTime::now() - Duration::from_secs(3600 * i)))
+            .expect("age it");
+        let digest: String = Sha256::digest(name.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        manifest.push_str(&format!("{digest}  wasmtime/modules/wasmtime-0/{name}\n"));
+    }
+    fs::write(cache.path().join("wasmtime.sha256"), manifest).expect("write the manifest");
+    let cut_off = managed.join(".cleanup.wip-4242");
+    fs::write(&cut_off, b"").expect("write");
+
+    let output = succeeds(cli(&deployment, cache.path()).args(LIST));
+    assert!(
+        stderr(&output).contains("compiled and kept in"),
+        "{}",
+        stderr(&output)
+    );
+    let left = entries(cache.path());
+    assert_eq!(left.len(), 64, "{:?}", left.keys());
+    assert!(left.contains_key(policy), "the new entry is kept");
+    assert!(other.join("old01").exists() && other.join("old63").exists());
+    assert!(!other.join("old64").exists() && !other.join("old70").exists());
+    let recorded = fs::read_to_string(cache.path().join("wasmtime.sha256")).expect("read");
+    assert_eq!(recorded.lines().count(), 64, "{recorded}");
+    let locks: Vec<_> = fs::read_dir(&managed)
+        .expect("list")
+        .flatten()
+        .map(|f| f.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".cleanup"))
+        .collect();
+    assert_eq!(
+        locks,
+        [".cleanup.wip-litegraph-backup"],
+        "no cut-off clean-up's lock, and wasmtime's clean-up held off"
+    );
+}
+
+#[test]
+fn a_named_cache_that_cannot_be_used_is_one_warning_the_default_none() {
+    let deployment = deployment();
+    let answer = uncached_answer(&deployment);
+    let scratch = tempfile::tempdir().expect("scratch");
+    let file = scratch.path().join("a-file");
+    fs::write(&file, b"mine").expect("write");
+    let shared = scratch.path().join("shared");
+    fs::create_dir(&shared).expect("mkdir");
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).expect("chmod");
+
+    for (named, case) in [
+        (&file, "a file"),
+        (&shared, "a directory others may write to"),
+    ] {
+        let output = succeeds(
+            deployment
+                .cli()
+                .arg("--compile-cache")
+                .arg(named)
+                .args(LIST),
+        );
+        assert_eq!(stdout(&output), answer, "{case}");
+        let log = stderr(&output);
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 1, "{case}: {log}");
+        assert!(
+            lines[0].starts_with("warning: the compiled policy is not kept in"),
+            "{case}: {log}"
+        );
+        let from_variable = succeeds(
+            deployment
+                .cli()
+                .env("LITEGRAPH_COMPILE_CACHE", named)
+                .args(LIST),
+        );
+        assert_eq!(stderr(&from_variable).lines().count(), 1, "{case}");
+    }
+
+    // The default location, unusable (a file where ~/.cache should be): silent.
+    let home = scratch.path().join("home");
+    fs::create_dir(&home).expect("mkdir");
+    fs::write(home.join(".cache"), b"not a directory").expect("write");
+    let output = succeeds(
+        deployment
+            .cli()
+            .env_remove("LITEGRAPH_COMPILE_CACHE")
+            .env("HOME", &home)
+            .env_remove("XDG_CACHE_HOME")
+            .args(LIST),
+    );
+    assert_eq!(stdout(&output), answer);
+    assert_eq!(stderr(&output), "", "the default location says nothing");
 }

@@ -449,6 +449,11 @@ pub fn main() -> ExitCode {
     for warning in &config.warnings {
         warn(&cli.command, warning);
     }
+    // A --compile-cache that cannot be used is found when the policy is compiled: said as
+    // `warn` says the settings' warnings.
+    if !matches!(cli.command, Command::Serve(_)) {
+        crate::runtime::CompileCache::warn_on_stderr();
+    }
     let result = run(&cli.command, &matches, &config);
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

@@ -81,11 +81,13 @@ pub struct GlobalArgs {
     pub guest_timeout_ms: Option<u64>,
 
     /// Where the compiled policy component is kept between runs, so that a command loads it
-    /// instead of compiling it again (~150 ms) [default: $XDG_CACHE_HOME/litegraph-backup,
-    /// else ~/.cache/litegraph-backup]. wasmtime manages its `wasmtime/` subdirectory (made
-    /// private to this user) and keys each entry by the component, wasmtime's version and
-    /// the settings; it is safe to delete. A cache that cannot be used is skipped: the
-    /// component is compiled and the command runs as usual.
+    /// instead of compiling it again (0.15-0.23 s) [default: $XDG_CACHE_HOME/litegraph-backup,
+    /// else ~/.cache/litegraph-backup, made only when that variable's directory exists; with
+    /// neither variable, none]. wasmtime manages its `wasmtime/` subdirectory (made private
+    /// to this user); each entry is checked against the SHA-256 recorded beside it when
+    /// written, the least recently used beyond 64 entries or 64 MiB are removed, and it is
+    /// safe to delete. A cache that cannot be used or is damaged costs a compile, never a
+    /// failure; one named here that cannot be used is said in a warning.
     #[arg(
         long,
         global = true,

@@ -267,10 +267,7 @@ impl Config {
             "compile_cache",
             compile_cache_given(layers)?.or_else(|| layers.file(|f| f.compile_cache.clone())),
             || default_compile_cache(environment),
-            |cache: &CompileCache| match cache {
-                CompileCache::In(path) => show_path(path),
-                CompileCache::Off => "(off)".to_owned(),
-            },
+            |cache: &CompileCache| cache.directory().map_or("(off)".to_owned(), show_path),
         );
         let mut flag = |key: &'static str, pick: fn(&FileSettings) -> Option<bool>| {
             report
@@ -414,7 +411,8 @@ fn compile_cache_given(layers: &Layers) -> Result<Option<(CompileCache, Source)>
 /// `$XDG_CACHE_HOME/litegraph-backup` when that variable is an absolute path, else
 /// `~/.cache/litegraph-backup` (also on macOS: the tool serves Linux machines first, and one
 /// rule is easier to find). Without either variable (a service with no home), nothing is
-/// kept.
+/// kept; nor when the directory the variable names does not exist (see
+/// [`CompileCache::Default`]).
 fn default_compile_cache(environment: &dyn Environment) -> CompileCache {
     let absolute = |name: &str| {
         environment
@@ -423,9 +421,10 @@ fn default_compile_cache(environment: &dyn Environment) -> CompileCache {
             .filter(|path| path.is_absolute())
     };
     absolute("XDG_CACHE_HOME")
-        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
-        .map_or(CompileCache::Off, |base| {
-            CompileCache::In(base.join("litegraph-backup"))
+        .map(|xdg| (xdg.join("litegraph-backup"), xdg))
+        .or_else(|| absolute("HOME").map(|home| (home.join(".cache/litegraph-backup"), home)))
+        .map_or(CompileCache::Off, |(directory, under)| {
+            CompileCache::Default { under, directory }
         })
 }
 

@@ -586,14 +586,17 @@ fn the_compile_cache_is_in_the_users_cache_directory() {
         );
         config.compile_cache
     };
-    let cache = |path: &str| CompileCache::In(PathBuf::from(path));
+    let cache = |under: &str, path: &str| CompileCache::Default {
+        under: PathBuf::from(under),
+        directory: PathBuf::from(path),
+    };
     assert_eq!(
         with(&[("XDG_CACHE_HOME", "/xdg"), ("HOME", "/home/u")]),
-        cache("/xdg/litegraph-backup")
+        cache("/xdg", "/xdg/litegraph-backup")
     );
     assert_eq!(
         with(&[("XDG_CACHE_HOME", "relative"), ("HOME", "/home/u")]),
-        cache("/home/u/.cache/litegraph-backup"),
+        cache("/home/u", "/home/u/.cache/litegraph-backup"),
         "the specification says to ignore a relative XDG_CACHE_HOME"
     );
     assert_eq!(with(&[]), CompileCache::Off, "no home: nothing is kept");

@@ -142,8 +142,8 @@ impl From<bindings::Error> for Error {
     }
 }
 
-/// The compiled policy component, ready to instantiate: compiled once (~150 ms, or loaded
-/// from a [`CompileCache`]), shared by every runtime and operation (cheap to clone).
+/// The compiled policy component, ready to instantiate: compiled once (0.15-0.23 s, or
+/// loaded from a [`CompileCache`]), shared by every runtime and operation (cheap to clone).
 #[derive(Clone)]
 pub struct Policy {
     engine: Engine,
@@ -202,16 +202,16 @@ impl Policy {
         cache: &CompileCache,
     ) -> anyhow::Result<Policy> {
         let opened = cache.open();
-        match (Policy::build(component, limits, opened.clone()), opened) {
-            // wasmtime checks an entry's format, version and settings when it reads it, but
-            // not its code or metadata: a damaged or foreign entry can load and then fail.
-            (Err(e), Some(opened)) if opened.cache_hits() > 0 => {
+        match (Policy::build(component, limits, opened.as_ref()), opened) {
+            // The manifest catches an entry damaged on disk; what loads and then fails to
+            // build (a foreign entry recorded as ours) is caught here.
+            (Err(e), Some(opened)) if opened.loaded() => {
                 tracing::warn!(
                     "the compiled policy in {} could not be used ({e:#}): compiled again",
-                    opened.directory().display()
+                    opened.cache().directory().display()
                 );
-                compile_cache::clear(&opened);
-                Policy::build(component, limits, cache.open())
+                opened.clear();
+                Policy::build(component, limits, cache.open().as_ref())
             }
             (built, _) => built,
         }
@@ -220,11 +220,11 @@ impl Policy {
     fn build(
         component: &[u8],
         limits: Limits,
-        cache: Option<wasmtime::Cache>,
+        cache: Option<&compile_cache::Opened>,
     ) -> anyhow::Result<Policy> {
         let mut config = Config::new();
         config.epoch_interruption(true);
-        config.cache(cache.clone());
+        config.cache(cache.map(compile_cache::Opened::cache));
         // Instances come from a pool allocated once (a fresh mmap per instance costs more
         // than the rest of a request); `permits` keeps callers within it.
         let mut pool = PoolingAllocationConfig::new();
@@ -240,8 +240,8 @@ impl Policy {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let component = Component::new(&engine, component)?;
-        if let Some(cache) = &cache {
-            compile_cache::report(cache);
+        if let Some(cache) = cache {
+            cache.finish();
         }
         let mut linker = Linker::new(&engine);
         // Rust's wasm32-wasip2 std imports WASI even when unused; the guest gets an empty
