@@ -538,13 +538,13 @@ fn entries_beyond_the_limits_are_pruned_in_the_run_that_compiles() {
     };
     fs::remove_file(policy).expect("remove it, so that the next run compiles");
 
-    // 70 entries of other versions, recorded as wasmtime's, written 1 to 70 hours ago, and
+    // 20 entries of other versions, recorded as wasmtime's, written 1 to 20 hours ago, and
     // the lock of a clean-up an exit cut off.
     let managed = cache.path().join("wasmtime");
     let other = managed.join("modules/wasmtime-0");
     fs::create_dir_all(&other).expect("mkdir");
     let mut manifest = String::new();
-    for i in 1..=70u64 {
+    for i in 1..=20u64 {
         let name = format!("old{i:02}");
         let path = other.join(&name);
         fs::write(&path, name.as_bytes()).expect("write");
@@ -570,12 +570,12 @@ fn entries_beyond_the_limits_are_pruned_in_the_run_that_compiles() {
         stderr(&output)
     );
     let left = entries(cache.path());
-    assert_eq!(left.len(), 64, "{:?}", left.keys());
+    assert_eq!(left.len(), 16, "at most 16 entries: {:?}", left.keys());
     assert!(left.contains_key(policy), "the new entry is kept");
-    assert!(other.join("old01").exists() && other.join("old63").exists());
-    assert!(!other.join("old64").exists() && !other.join("old70").exists());
+    assert!(other.join("old01").exists() && other.join("old15").exists());
+    assert!(!other.join("old16").exists() && !other.join("old20").exists());
     let recorded = fs::read_to_string(cache.path().join("wasmtime.sha256")).expect("read");
-    assert_eq!(recorded.lines().count(), 64, "{recorded}");
+    assert_eq!(recorded.lines().count(), 16, "{recorded}");
     let locks: Vec<_> = fs::read_dir(&managed)
         .expect("list")
         .flatten()

@@ -85,7 +85,7 @@ pub struct GlobalArgs {
     /// else ~/.cache/litegraph-backup, made only when that variable's directory exists; with
     /// neither variable, none]. wasmtime manages its `wasmtime/` subdirectory (made private
     /// to this user); each entry is checked against the SHA-256 recorded beside it when
-    /// written, the least recently used beyond 64 entries or 64 MiB are removed, and it is
+    /// written, the least recently used beyond 16 entries or 16 MiB are removed, and it is
     /// safe to delete. A cache that cannot be used or is damaged costs a compile, never a
     /// failure; one named here that cannot be used is said in a warning.
     #[arg(

@@ -28,10 +28,11 @@ const MANAGED: &str = "wasmtime";
 const MANIFEST: &str = "wasmtime.sha256";
 
 /// Beyond these, the entries written or used least recently are removed (after a compile
-/// that stored one, by [`Opened::finish`]). One entry is one version of the policy (~0.35
-/// MiB compressed); a few dozen versions fit.
-const SIZE_LIMIT: u64 = 64 << 20;
-const ENTRY_LIMIT: usize = 64;
+/// that stored one, by [`Opened::finish`]). One entry is one version of the policy or of
+/// its settings (~0.35 MiB compressed). Every entry is read and hashed at each start (~0.25
+/// ms of CPU each), so the limit also bounds that: ~4 ms at 16 entries.
+const SIZE_LIMIT: u64 = 16 << 20;
+const ENTRY_LIMIT: usize = 16;
 
 /// wasmtime's own clean-up runs on a thread of its own after a compile, which a short
 /// command's exit cuts off (leaving its `.cleanup.wip-PID` lock and more entries than the
@@ -678,23 +679,27 @@ mod tests {
                 .and_then(|f| f.set_modified(now - Duration::from_secs(seconds)))
                 .expect("age it");
         };
-        // Entry i was written i minutes ago; entry 70's .stats says it was used just now.
-        for i in 0..ENTRY_LIMIT as u64 + 6 {
+        // Entry i was written i minutes ago; the last one's .stats says it was used just now.
+        let last = ENTRY_LIMIT + 5;
+        for i in 0..=last as u64 {
             let path = version.join(format!("e{i}"));
             fs::write(&path, b"code").expect("write");
             age(&path, 60 * (i + 1));
             fs::write(stats_of(&path), b"usages").expect("write");
             age(&stats_of(&path), 60 * (i + 1));
         }
-        age(&stats_of(&version.join("e69")), 0);
+        age(&stats_of(&version.join(format!("e{last}"))), 0);
         let kept = prune(root.path());
         assert_eq!(kept.len(), ENTRY_LIMIT);
         assert_eq!(entries(root.path()).len(), ENTRY_LIMIT);
-        assert!(version.join("e69").exists(), "used last");
-        assert!(version.join("e0").exists());
-        for removed in ["e64", "e65", "e66", "e67", "e68"] {
-            assert!(!version.join(removed).exists(), "{removed}");
-            assert!(!stats_of(&version.join(removed)).exists(), "{removed}");
+        assert!(version.join(format!("e{last}")).exists(), "used last");
+        for i in 0..ENTRY_LIMIT - 1 {
+            assert!(version.join(format!("e{i}")).exists(), "e{i}");
+        }
+        for i in ENTRY_LIMIT - 1..last {
+            let removed = version.join(format!("e{i}"));
+            assert!(!removed.exists(), "{}", removed.display());
+            assert!(!stats_of(&removed).exists(), "{}", removed.display());
         }
 
         // By size: one entry over the limit alone is kept when it is the newest.
