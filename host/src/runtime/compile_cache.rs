@@ -410,9 +410,10 @@ fn parse_hex(hex: &str) -> Option<Digest256> {
     Some(digest)
 }
 
-/// Writes the manifest whole: to a temporary beside it, flushed, renamed over it. Two
-/// processes recording at once: the last rename wins, and an entry only the other recorded
-/// is removed at the next start (a compile, never a failure).
+/// Writes the manifest whole: to a temporary beside it, renamed over it. Not flushed: after
+/// a crash, a manifest lost or left empty removes the entries at the next start (a compile).
+/// Two processes recording at once: the last rename wins, and an entry only the other
+/// recorded is removed at the next start (a compile, never a failure).
 fn write_manifest(root: &Path, manifest: &Manifest) -> io::Result<()> {
     let mut text = String::new();
     for (relative, recorded) in manifest {
@@ -430,7 +431,6 @@ fn write_manifest(root: &Path, manifest: &Manifest) -> io::Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let written = options.open(&temporary).and_then(|mut file| {
         file.write_all(text.as_bytes())?;
-        file.sync_all()?;
         fs::rename(&temporary, root.join(MANIFEST))
     });
     if written.is_err() {
