@@ -432,28 +432,22 @@ fn the_component_command_writes_the_bytes_the_host_runs_and_their_wit() {
         file_sha256(&output).expect("hash").to_uppercase()
     );
     let repository_wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
-    let mut names: Vec<String> = fs::read_dir(dir.join("wit"))
-        .expect("the WIT")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    names.sort();
-    let mut expected: Vec<String> = fs::read_dir(&repository_wit)
-        .expect("the repository's WIT")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    expected.sort();
+    let sorted_names = |dir: &std::path::Path| {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("a WIT directory")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let names = sorted_names(&dir.join("wit"));
+    let expected = sorted_names(&repository_wit);
     assert_eq!(names, expected);
     for name in &names {
         assert_eq!(
