@@ -27,6 +27,78 @@ const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY, O_RDONLY, O_DIRECTORY } = fs.cons
 let counter = 0;
 
 /**
+ * How old (by mtime) a temporary of a dead process must be before it is taken for abandoned:
+ * the Rust host's STALE_AFTER.
+ */
+export const STALE_TEMPORARY_MS = 10_000;
+
+/**
+ * Whether process `pid` is alive (or exists under another user: EPERM); only ESRCH says it
+ * is gone.
+ */
+export function processAlive(pid) {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code !== 'ESRCH';
+  }
+}
+
+/** The pid in a temporary's name (`.lgb-<pid>-<n>-<nanos>.<suffix>`), or undefined. */
+export function temporaryOwner(name) {
+  const match = /^\.lgb-([1-9][0-9]{0,9})-[0-9]+-[0-9]+\.(?:tmp|part)$/.exec(name);
+  if (!match) return undefined;
+  const pid = Number(match[1]);
+  return pid <= 0x7fffffff ? pid : undefined;
+}
+
+/**
+ * Removes host temporaries left by a process that died (kill -9, power loss), as the Rust
+ * host's `sweep_stale_temporaries` does: Node cannot flock, so a temporary is abandoned when
+ * the pid in its name is gone (`kill(pid, 0)` fails with ESRCH) and it was last modified at
+ * least `staleAfterMs` ago. A temporary whose pid is alive is never touched (this process's
+ * own, or a Rust host's, which that host keeps locked). SQLite's -journal/-wal/-shm beside a
+ * `.tmp` that is gone go too once as old. Returns how many files it removed.
+ */
+export function sweepStaleTemporaries(dirPath, { staleAfterMs = STALE_TEMPORARY_MS, now = Date.now() } = {}) {
+  let removed = 0;
+  const present = new Set(fs.readdirSync(dirPath));
+  const removeIfOld = (name) => {
+    const file = path.join(dirPath, name);
+    let stat;
+    try {
+      stat = fs.lstatSync(file);
+    } catch {
+      return;
+    }
+    if (!stat.isFile() || now - stat.mtimeMs < staleAfterMs) return;
+    try {
+      fs.unlinkSync(file);
+      removed += 1;
+    } catch (error) {
+      if (error.code !== 'ENOENT') throw fsError('remove', file, error);
+    }
+  };
+  for (const name of present) {
+    if (!name.startsWith(TEMPORARY_PREFIX) || isStatusFile(name)) continue;
+    if (isTemporaryName(name)) {
+      const pid = temporaryOwner(name);
+      if (pid === undefined || processAlive(pid)) continue;
+      removeIfOld(name);
+    } else {
+      const sidecar = SQLITE_SIDECARS.find((suffix) => name.endsWith(suffix));
+      if (!sidecar) continue;
+      const owner = name.slice(0, -sidecar.length);
+      // Only once the temporary it belonged to is gone (swept above, or never there).
+      if (owner.endsWith('.tmp') && !fs.existsSync(path.join(dirPath, owner))) removeIfOld(name);
+    }
+  }
+  return removed;
+}
+
+/**
  * The host's own check of a name: one ordinary file name, so that no name can address
  * anything but an entry of the directory. Throws `not-permitted`.
  */
@@ -83,7 +155,7 @@ export function openBackupDir(dirPath, options = {}) {
   if (!identity.isDirectory()) {
     throw new WitError('io', `the backup directory ${dirPath} is not a directory`);
   }
-  return new BackupDir(resolved, identity, liveDatabaseFiles(options.database, resolved, identity), options.onTemporary);
+  return new BackupDir(resolved, identity, liveDatabaseFiles(options.database, resolved, identity), options);
 }
 
 function liveDatabaseFiles(database, dirPath, dirStat) {
@@ -123,13 +195,15 @@ class BackupDir {
   #temporaries = new Set();
   #inPlace = false;
   #onTemporary;
+  #staleAfterMs;
 
-  constructor(resolved, identity, live, onTemporary = () => {}) {
+  constructor(resolved, identity, live, { onTemporary = () => {}, staleTemporaryMs = STALE_TEMPORARY_MS } = {}) {
     /** The directory's absolute, resolved path. */
     this.path = resolved;
     this.#identity = identity;
     this.#live = live;
     this.#onTemporary = onTemporary;
+    this.#staleAfterMs = staleTemporaryMs;
   }
 
   /**
@@ -191,10 +265,12 @@ class BackupDir {
    * Creates one of the host's temporaries: a hidden, unique name (`.lgb-<pid>-<n>-<nanos>.<suffix>`,
    * as the Rust host names them), created with O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600. It
    * belongs to the current operation: `endOperation` removes it unless it was renamed away.
-   * Returns `{ name, fd, path }`; the caller closes `fd`.
+   * Returns `{ name, fd, path }`; the caller closes `fd`. Abandoned temporaries (their
+   * process gone, older than the stale age) are removed first, as the Rust host does.
    */
   createTemporary(suffix) {
     this.checkInPlace();
+    this.sweepStaleTemporaries();
     for (;;) {
       const nanos = String((Date.now() % 1000) * 1_000_000 + Number(process.hrtime.bigint() % 1_000_000n)).padStart(9, '0');
       const name = `${TEMPORARY_PREFIX}${process.pid}-${counter++}-${nanos}.${suffix}`;
@@ -208,6 +284,20 @@ class BackupDir {
         if (error.code === 'EEXIST') continue;
         throw fsError('create', file, error);
       }
+    }
+  }
+
+  /**
+   * Removes temporaries left by dead processes (see `sweepStaleTemporaries`); returns how
+   * many. Never fails the operation that asked: a directory it cannot read is reported by
+   * that operation's own next step.
+   */
+  sweepStaleTemporaries() {
+    try {
+      return sweepStaleTemporaries(this.path, { staleAfterMs: this.#staleAfterMs });
+    } catch (error) {
+      process.emitWarning(`litegraph-backup: removing abandoned temporaries: ${error.message}`);
+      return 0;
     }
   }
 

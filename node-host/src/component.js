@@ -36,13 +36,29 @@ export async function prepareComponent(path, { memoryBytes = DEFAULT_MEMORY_BYTE
     );
   }
   const sha256 = crypto.createHash('sha256').update(bytes).digest('hex').toUpperCase();
-  const { files } = await transpileBytes(bytes, {
-    name: NAME,
-    instantiation: 'sync',
-    // An export's `err` is thrown as the variant itself, not wrapped in an Error.
-    noComponentErrorWrapping: true,
-    emitTypescriptDeclarations: false,
-  });
+  const notComponent = (why, cause) =>
+    new Error(
+      `the policy component ${path} is not a WebAssembly component (${why}); ` +
+        'write it again with `litegraph-backup component --output FILE`',
+      { cause },
+    );
+  // A component begins with "\0asm" and layer 1 (a core module has layer 0).
+  if (bytes.length < 8 || !bytes.subarray(0, 4).equals(Buffer.from([0, 0x61, 0x73, 0x6d]))) {
+    throw notComponent('no WebAssembly header');
+  }
+  if (bytes[6] !== 1 || bytes[7] !== 0) throw notComponent('a core WebAssembly module, not a component');
+  let files;
+  try {
+    ({ files } = await transpileBytes(bytes, {
+      name: NAME,
+      instantiation: 'sync',
+      // An export's `err` is thrown as the variant itself, not wrapped in an Error.
+      noComponentErrorWrapping: true,
+      emitTypescriptDeclarations: false,
+    }));
+  } catch (error) {
+    throw notComponent(String(error?.message ?? error), error);
+  }
   const modules = {};
   for (const [name, contents] of Object.entries(files)) {
     if (name.endsWith('.wasm')) {

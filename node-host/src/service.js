@@ -1,23 +1,37 @@
-// The backup service for Node servers: the policy component in a worker thread (worker.js),
-// called one operation at a time, each a Promise of the export's answer (as jco gives it:
-// records with camelCase fields, u64 as BigInt) or a rejection with a BackupError.
+// The backup service for Node servers: the policy component in worker threads (worker.js),
+// each call a Promise of the export's answer (as jco gives it: records with camelCase
+// fields, u64 as BigInt) or a rejection with a BackupError.
+//
+// Two workers, each with the component compiled once and a fresh instance per call: the
+// mutating exports (create, delete, verify, restore, drill, prune) run on the first, one at a
+// time; the read-only ones (list, read, exists, details: what /health and the GET and HEAD
+// routes use) on the second, so that they never wait behind a long create or restore. A
+// read racing a create sees the backup published whole or not at all, as on the Rust host:
+// temporaries are hidden from listings and a backup is published by link(2).
 //
 // The guest's own computing time is limited as the Rust host limits it (5 s per operation,
 // plus 200 us per entry of the largest listing; time inside host capabilities does not
-// count): the worker publishes, in shared memory, when the call started and how long it has
-// spent in host imports, and a watchdog here terminates the worker when the guest has run
-// over its limit. A fresh worker takes the next call; the temporaries the stopped operation
-// had created are removed here.
+// count): each worker publishes, in its own shared memory, when its call started and how
+// long it has spent in host imports, and a watchdog here terminates that worker when the
+// guest has run over its limit. A fresh worker takes that lane's next call; the temporaries
+// the stopped operation had created are removed here.
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
-import { removeTemporaryFiles } from './backup-dir.js';
+import { STALE_TEMPORARY_MS, removeTemporaryFiles, sweepStaleTemporaries } from './backup-dir.js';
 import { GUEST_MS_PER_LISTED_ENTRY } from './budget.js';
 import { DEFAULT_GUEST_TIME_MS, DEFAULT_MEMORY_BYTES } from './limits.js';
 import { BackupError } from './errors.js';
 import { exceededMilliseconds, guestMilliseconds, listedEntries, newClockBuffer } from './guest-clock.js';
+
+
+/**
+ * The exports that only read: they run on the second worker, never queued behind the
+ * mutating ones. Everything /health and the GET and HEAD routes call.
+ */
+export const READ_ONLY_EXPORTS = Object.freeze(['list', 'read', 'exists', 'details']);
 
 /** The package directory, where `litegraph-backup.wasm` is looked for by default. */
 const PACKAGE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -42,7 +56,10 @@ export function defaultComponentPath() {
  * in `backups` (a directory, made when missing). `component` is the policy component file
  * (`litegraph-backup component --output FILE` writes it); `busyTimeoutMs` how long a
  * snapshot waits for the database's locks; `guestTimeMs` the guest's computing time per
- * operation; `memoryBytes` the most linear memory the guest may have. Resolves once the component is loaded, or rejects with a BackupError.
+ * operation; `memoryBytes` the most linear memory the guest may have; `staleTemporaryMs`
+ * how old a temporary of a dead process must be to be taken for abandoned (10 s, the Rust
+ * host's age). Resolves once the component is loaded in both workers, or rejects with a
+ * BackupError. Abandoned temporaries are removed first: `service.swept` says how many.
  */
 export async function createBackupService({
   database,
@@ -51,6 +68,7 @@ export async function createBackupService({
   busyTimeoutMs,
   guestTimeMs = DEFAULT_GUEST_TIME_MS,
   memoryBytes = DEFAULT_MEMORY_BYTES,
+  staleTemporaryMs = STALE_TEMPORARY_MS,
 } = {}) {
   if (typeof database !== 'string' || database === '') throw new TypeError('createBackupService needs `database`, a path');
   if (typeof backups !== 'string' || backups === '') throw new TypeError('createBackupService needs `backups`, a path');
@@ -60,22 +78,39 @@ export async function createBackupService({
     component: path.resolve(component),
     busyTimeoutMs,
     memoryBytes,
+    staleTemporaryMs,
   };
-  const first = await startWorker(options);
+  const first = await startWorker(options, false);
   // The component as the first worker transpiled and compiled it, for the workers after.
   options.prepared = first.prepared;
   delete first.prepared;
-  return new BackupService(options, first, guestTimeMs);
+  let reader;
+  let swept;
+  try {
+    reader = await startWorker(options, true);
+    // What a process killed mid-operation left (the directory exists: the worker made it).
+    swept = sweepStaleTemporaries(first.backups, { staleAfterMs: staleTemporaryMs });
+  } catch (error) {
+    await first.worker.terminate();
+    await reader?.worker.terminate();
+    throw error instanceof BackupError
+      ? error
+      : new BackupError('host', `cannot remove abandoned temporaries in ${first.backups}: ${error.message}`, { cause: error });
+  }
+  return new BackupService(options, first, reader, guestTimeMs, swept);
 }
 
-/** Starts a worker and waits until it has loaded the component. */
-function startWorker(options) {
+/**
+ * Starts a worker and waits until it has loaded the component; `readOnly`: the worker that
+ * runs the read-only exports and refuses the others.
+ */
+function startWorker(options, readOnly) {
   const clock = newClockBuffer();
   const worker = new Worker(new URL('./worker.js', import.meta.url), {
-    workerData: { ...options, clock },
+    workerData: { ...options, only: readOnly ? [...READ_ONLY_EXPORTS] : undefined, clock },
   });
   const temporaries = new Set();
-  const running = { worker, clock: new BigInt64Array(clock), temporaries, stopped: false };
+  const running = { worker, clock: new BigInt64Array(clock), temporaries, stopped: false, readOnly };
   worker.on('message', (message) => {
     if (message?.type === 'temporary') temporaries.add(message.name);
   });
@@ -115,16 +150,24 @@ function startWorker(options) {
 class BackupService {
   #options;
   #guestTimeMs;
-  /** The running worker, or a promise of the next one (after one was stopped). */
-  #running;
-  #queue = Promise.resolve();
+  /**
+   * The two lanes, each a worker and its queue: `write` runs the mutating exports, `read`
+   * the read-only ones. `running` is the lane's worker, or a promise of the next one (after
+   * one was stopped).
+   */
+  #lanes;
   #closed = false;
   #nextId = 0;
 
-  constructor(options, running, guestTimeMs) {
+  constructor(options, running, reader, guestTimeMs, swept) {
     this.#options = options;
     this.#guestTimeMs = guestTimeMs;
-    this.#running = running;
+    this.#lanes = {
+      write: { readOnly: false, running, queue: Promise.resolve() },
+      read: { readOnly: true, running: reader, queue: Promise.resolve() },
+    };
+    /** How many abandoned temporaries (of dead processes) the start removed. */
+    this.swept = swept;
     /** The live database's path, resolved. */
     this.database = options.database;
     /** The backup directory's path, resolved (through symbolic links). */
@@ -183,13 +226,21 @@ class BackupService {
     return this.#call('prune', [rules, Boolean(dryRun)]);
   }
 
-  /** Waits for the calls already made, then stops the worker. Later calls reject. */
+  /** Waits for the calls already made, then stops the workers. Later calls reject. */
   async close() {
-    if (this.#closed) return this.#queue;
+    const lanes = Object.values(this.#lanes);
+    if (this.#closed) {
+      await Promise.all(lanes.map((lane) => lane.queue));
+      return;
+    }
     this.#closed = true;
-    await this.#queue;
-    const running = await Promise.resolve(this.#running).catch(() => undefined);
-    await running?.worker.terminate();
+    await Promise.all(
+      lanes.map(async (lane) => {
+        await lane.queue;
+        const running = await Promise.resolve(lane.running).catch(() => undefined);
+        await running?.worker.terminate();
+      }),
+    );
   }
 
   #call(method, args) {
@@ -199,25 +250,26 @@ class BackupService {
       return Promise.reject(new TypeError(`${method} takes a backup name (a string)${optional ? ' or nothing' : ''}`));
     }
     if (this.#closed) return Promise.reject(new BackupError('host', 'the backup service is closed'));
-    const answer = this.#queue.then(() => this.#run(method, args));
-    // The queue goes on whatever this call's answer.
-    this.#queue = answer.then(
+    const lane = READ_ONLY_EXPORTS.includes(method) ? this.#lanes.read : this.#lanes.write;
+    const answer = lane.queue.then(() => this.#run(lane, method, args));
+    // The lane's queue goes on whatever this call's answer.
+    lane.queue = answer.then(
       () => undefined,
       () => undefined,
     );
     return answer;
   }
 
-  async #run(method, args) {
+  async #run(lane, method, args) {
     let running;
     try {
-      running = await this.#running;
+      running = await lane.running;
     } catch {
       running = undefined;
     }
     if (!running || running.stopped) {
-      this.#running = startWorker(this.#options);
-      running = await this.#running;
+      lane.running = startWorker(this.#options, lane.readOnly);
+      running = await lane.running;
     }
     return this.#ask(running, method, args);
   }

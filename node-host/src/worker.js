@@ -23,7 +23,19 @@ export const EXPORTS = ['create', 'list', 'read', 'exists', 'delete', 'verify', 
 
 if (parentPort) await serve(workerData);
 
-async function serve({ database, backups, component, prepared: given, busyTimeoutMs, memoryBytes, clock: clockBuffer }) {
+async function serve({
+  database,
+  backups,
+  component,
+  prepared: given,
+  busyTimeoutMs,
+  memoryBytes,
+  staleTemporaryMs,
+  only,
+  clock: clockBuffer,
+}) {
+  // The service's read-only worker is handed the exports it may run and refuses the others.
+  const allowed = only ?? EXPORTS;
   const clock = new BigInt64Array(clockBuffer);
   let prepared;
   let loaded;
@@ -38,6 +50,7 @@ async function serve({ database, backups, component, prepared: given, busyTimeou
     dir = openBackupDir(backups, {
       database,
       onTemporary: (name) => parentPort.postMessage({ type: 'temporary', name }),
+      staleTemporaryMs,
     });
   } catch (error) {
     const failure = error instanceof WitError ? describe(error) : { tag: 'host', detail: error.message };
@@ -65,7 +78,9 @@ async function serve({ database, backups, component, prepared: given, busyTimeou
 
   /** One export call in a fresh instance, under a fresh budget; the operation ended after. */
   function call(method, args) {
-    if (!EXPORTS.includes(method)) throw new TypeError(`not an export of the backup service: ${method}`);
+    if (!allowed.includes(method)) {
+      throw new TypeError(`not an export of the backup service${only ? "'s read-only worker" : ''}: ${method}`);
+    }
     const budget = new Budget({
       onExceeded(why) {
         budgetExceeded(clock);

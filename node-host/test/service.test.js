@@ -56,6 +56,23 @@ describe('the component', () => {
     assert.match(error.message, /cannot read the policy component .*none\.wasm.*litegraph-backup component --output/);
     assert.deepEqual(tree(w.root), before);
   });
+
+  test('a file that is not a component is a clear error naming the file, and nothing is created', async (t) => {
+    const w = workspace(t);
+    const garbage = path.join(w.root, 'garbage.wasm');
+    fs.writeFileSync(garbage, Buffer.from([0xff, 0xfe, 0x00, 0x80, 0xc3, 0x28, 0x01, 0x02, 0x03]));
+    const core = path.join(w.root, 'core.wasm');
+    fs.writeFileSync(core, Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]));
+    const before = tree(w.root);
+    for (const [file, why] of [[garbage, /no WebAssembly header/], [core, /a core WebAssembly module/]]) {
+      const error = await rejection(createBackupService({ ...w, component: file }));
+      assert.equal(error.tag, 'host');
+      assert.match(error.message, new RegExp(`the policy component ${file.replace(/[.]/g, '\\.')} is not a WebAssembly component`));
+      assert.match(error.message, why);
+      assert.doesNotMatch(error.message, /utf-8/);
+    }
+    assert.deepEqual(tree(w.root), before);
+  });
 });
 
 describe('backups the Rust CLI made', () => {
