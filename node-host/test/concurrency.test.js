@@ -60,8 +60,12 @@ test('a list and /health answer while a large create is still running', async (t
     order.push('create');
     return made;
   });
-  // The create has begun: its snapshot's temporary exists.
-  const name = await temporary;
+  // The create has begun: its snapshot's temporary exists (a create that answers first
+  // fails the test instead of leaving it waiting).
+  const name = await Promise.race([
+    temporary,
+    creating.then(() => assert.fail('the create answered before its temporary was seen')),
+  ]);
   const listing = service.list().then((listed) => {
     order.push('list');
     return listed;
