@@ -85,7 +85,7 @@ import fs from 'node:fs';
 import { download, read } from './http-download.js';
 import { JsonNumber, JsonSyntaxError, hexValue, parseJson } from './http-json.js';
 import { ApiError, apiErrorFrom, named, toJson, wireBackupFile, wireDrill, wirePruneDecision, wireRestoration, wireTime, wireVerification } from './http-wire.js';
-import { requestedRules } from './http-retention.js';
+import { requestedRules, rustDebug } from './http-retention.js';
 
 export { ApiError, apiErrorFrom, toJson, wireBackupFile, wireDrill, wireRestoration, wireTime, wireVerification } from './http-wire.js';
 export { JsonSyntaxError, parseJson } from './http-json.js';
@@ -486,29 +486,12 @@ export function queryFlag(query, flag) {
   if (lower === '' || lower === 'true' || lower === '1' || lower === 'yes') return true;
   throw new ApiError(
     'BadRequest',
-    `${flag} must be true or false (or 1/0, yes/no), not ${rustDebugString(value)}`,
+    `${flag} must be true or false (or 1/0, yes/no), not ${rustDebug(value)}`,
   );
 }
 
 function asciiLower(text) {
   return text.replace(/[A-Z]/g, (c) => c.toLowerCase());
-}
-
-/** A string as Rust's `{:?}` shows it (quotes, and escapes for `"`, `\` and controls). */
-function rustDebugString(text) {
-  let out = '"';
-  for (const ch of text) {
-    const code = ch.codePointAt(0);
-    if (ch === '"') out += '\\"';
-    else if (ch === '\\') out += '\\\\';
-    else if (ch === '\n') out += '\\n';
-    else if (ch === '\r') out += '\\r';
-    else if (ch === '\t') out += '\\t';
-    else if (ch === '\0') out += '\\0';
-    else if (code < 0x20 || code === 0x7f) out += `\\u{${code.toString(16)}}`;
-    else out += ch;
-  }
-  return `${out}"`;
 }
 
 // ---------------------------------------------------------------------------------------
