@@ -12,6 +12,7 @@
 import buffer from 'node:buffer';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { threeDigests } from './digests.js';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -247,10 +248,13 @@ export function readHeader(fd) {
  * makes -wal/-shm files) whose header's page count is trusted (bytes 92-95 equal to the
  * change counter at 24-27). As pages.rs `mark_self_contained`.
  */
-export function markSelfContained(pageOne) {
+export function markSelfContained(pageOne, pages) {
   if (pageOne.length >= HEADER_BYTES && pageOne.subarray(0, 16).equals(MAGIC)) {
     pageOne[18] = 1;
     pageOne[19] = 1;
+    // The true page count: the source's may be stale (SQLite before 3.7.0 leaves it so,
+    // marked untrusted), and marking it trusted unchanged made a copy claim half its size.
+    pageOne.writeUInt32BE(pages, 28);
     pageOne.writeUInt32BE(be32(pageOne, 24), 92);
   }
 }
@@ -284,7 +288,7 @@ export function readPages(connection) {
     // An empty (0-byte) database: the copy is an empty database all the same, one page
     // that SQLite reads, verifies and restores.
     const page = emptyPageOne(pageSize);
-    markSelfContained(page);
+    markSelfContained(page, 1);
     return page;
   }
   const length = pageCount * pageSize;
@@ -302,7 +306,7 @@ export function readPages(connection) {
   if (pages.length !== length) {
     throw new WitError('io', `SQLite gave ${pages.length} bytes of the database's ${pageCount} pages of ${pageSize} bytes: the copy was abandoned`);
   }
-  markSelfContained(pages);
+  markSelfContained(pages, pageCount);
   return pages;
 }
 
@@ -312,45 +316,34 @@ function hex(hash) {
 
 /**
  * Writes `bytes` to the temporary `{ fd, path, name }` (its fd is closed), flushes it to disk,
- * and digests the file in one read pass: `{ md5, sha1, sha256 }`, uppercase hex.
+ * and returns their digests `{ md5, sha1, sha256 }` (uppercase hex), computed from the bytes
+ * as they are written: one pass, the copy is in memory already. The file's length is checked
+ * after the flush.
  */
 export function writeFlushedAndDigested(temporary, bytes, backupsPath) {
   const failed = (action, error) => new WitError('io', `cannot ${action} in the backup directory ${backupsPath}: ${error.message}`);
+  const digests = threeDigests();
   try {
     let at = 0;
     while (at < bytes.length) {
-      at += fs.writeSync(temporary.fd, bytes, at, Math.min(CHUNK, bytes.length - at), at);
+      const end = Math.min(at + CHUNK, bytes.length);
+      const piece = bytes.subarray(at, end);
+      let written = 0;
+      while (written < piece.length) {
+        written += fs.writeSync(temporary.fd, piece, written, piece.length - written, at + written);
+      }
+      digests.update(piece);
+      at = end;
     }
     fs.fsyncSync(temporary.fd);
+    const length = fs.fstatSync(temporary.fd).size;
+    if (length !== bytes.length) throw new Error(`the copy is ${length} bytes long, ${bytes.length} were written`);
   } catch (error) {
     throw failed('write the copy (disk full or file size limit?)', error);
   } finally {
     fs.closeSync(temporary.fd);
   }
-  let fd;
-  try {
-    fd = fs.openSync(temporary.path, O_RDONLY | O_NOFOLLOW);
-    const md5 = crypto.createHash('md5');
-    const sha1 = crypto.createHash('sha1');
-    const sha256 = crypto.createHash('sha256');
-    const buffer = Buffer.allocUnsafe(CHUNK);
-    let at = 0;
-    for (;;) {
-      const n = fs.readSync(fd, buffer, 0, CHUNK, at);
-      if (n === 0) break;
-      const piece = buffer.subarray(0, n);
-      md5.update(piece);
-      sha1.update(piece);
-      sha256.update(piece);
-      at += n;
-    }
-    if (at !== bytes.length) throw new Error(`the copy is ${at} bytes long, ${bytes.length} were written`);
-    return { md5: hex(md5), sha1: hex(sha1), sha256: hex(sha256) };
-  } catch (error) {
-    throw failed('read the copy back', error);
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
+  return digests.hex();
 }
 
 /**

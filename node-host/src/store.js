@@ -3,11 +3,11 @@
 // followed (O_NOFOLLOW, lstat, link(2) without AT_SYMLINK_FOLLOW); anything that is not a
 // regular file is `not-found`. Mirrors the Rust host's host/src/store/mod.rs.
 
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 
 import { WitError, fsError } from './errors.js';
 import { isStatusFile } from './backup-dir.js';
+import { threeDigests } from './digests.js';
 
 /** The most `read` returns and `write` accepts: sidecar metadata, never a backup. */
 export const SMALL_FILE_BYTES = 64 * 1024;
@@ -109,26 +109,20 @@ export function createStore(dir) {
 
     digests(name) {
       const { file, fd } = openRegular(name);
-      const md5 = crypto.createHash('md5');
-      const sha1 = crypto.createHash('sha1');
-      const sha256 = crypto.createHash('sha256');
+      const digests = threeDigests();
       const buffer = Buffer.allocUnsafe(DIGEST_CHUNK);
       try {
         for (;;) {
           const n = fs.readSync(fd, buffer, 0, buffer.length, null);
           if (n === 0) break;
-          const chunk = buffer.subarray(0, n);
-          md5.update(chunk);
-          sha1.update(chunk);
-          sha256.update(chunk);
+          digests.update(buffer.subarray(0, n));
         }
       } catch (error) {
         throw fsError('read', file, error);
       } finally {
         fs.closeSync(fd);
       }
-      const hex = (hash) => hash.digest('hex').toUpperCase();
-      return { md5: hex(md5), sha1: hex(sha1), sha256: hex(sha256) };
+      return digests.hex();
     },
 
     read(name) {

@@ -132,6 +132,34 @@ test('take copies a rollback-journal database page for page', (t) => {
   assert.deepEqual(openedSidecars(copy), []);
 });
 
+// Regression (found in the Rust host by its operator review, the same here): SQLite before
+// 3.7.0 leaves the header's page count (bytes 28-31) stale and marks it untrusted (bytes
+// 92-95 differ from the change counter); a copy that marked it trusted unchanged claimed to
+// be half its size.
+test('take writes the true page count into a header whose count is stale', (t) => {
+  const env = setup(t, { nodes: 300, journal: 'delete' });
+  const header = Buffer.alloc(100);
+  const fd = fs.openSync(env.database, 'r+');
+  try {
+    fs.readSync(fd, header, 0, 100, 0);
+    const pages = header.readUInt32BE(28);
+    assert.ok(pages > 4, `several pages: ${pages}`);
+    header.writeUInt32BE(Math.floor(pages / 2), 28);
+    header.writeUInt32BE((header.readUInt32BE(24) - 1) >>> 0, 92);
+    fs.writeSync(fd, header, 0, 100, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  assert.equal(integrity(env.database), 'ok', 'SQLite reads the source whole, by its size');
+  const taken = env.snapshot.take();
+  const copy = path.join(env.backups, taken.name);
+  const bytes = fs.readFileSync(copy);
+  assert.equal(bytes.readUInt32BE(28) * 4096, bytes.length, 'the header says the true size');
+  assert.equal(integrity(copy), 'ok');
+  assert.deepEqual(rowCounts(copy), rowCounts(env.database));
+  assert.deepEqual(taken.digests, independentDigests(copy));
+});
+
 test('take keeps pages that are only in the WAL, and checkpoints nothing', (t) => {
   const env = setup(t, { nodes: 20 });
   const writer = new Database(env.database);
